@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Shared pieces of scone-fspf: messages, keys and tags, parallel work, progress. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define KEY_TEXT_MAX_BYTES 256
+#define TAG_TEXT_MAX_BYTES 256
+
+const char *g_prog = "scone-fspf";
+
+static void vmsg(const char *kind, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: %s", g_prog, kind);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("error: ", fmt, ap);
+	va_end(ap);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void cli_note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("note: ", fmt, ap);
+	va_end(ap);
+}
+
+int cli_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg("error: ", fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help' for more information.\n", g_prog);
+	return EXIT_USAGE;
+}
+
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int key_opts_parse(struct key_opts *ko, int c, const char *arg)
+{
+	uint64_t fd;
+
+	switch (c) {
+	case OPT_KEY_FILE:
+		ko->key_file = arg;
+		return 1;
+	case OPT_KEY_FD:
+		if (cli_parse_u64(arg, 0, INT_MAX, &fd))
+			return -1;
+		ko->key_fd = (int)fd;
+		return 1;
+	case OPT_EXPECTED_TAG:
+		ko->tag_hex = arg;
+		return 1;
+	case OPT_TAG_FILE:
+		ko->tag_file = arg;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Read at most @max - 1 bytes of @fd into the secret buffer @buf. */
+static int read_small(int fd, char *buf, size_t max, size_t *len)
+{
+	size_t got = 0;
+
+	for (;;) {
+		ssize_t n = read(fd, buf + got, max - 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got == max - 1)
+			return -EFBIG;
+	}
+	buf[got] = '\0';
+	*len = got;
+	return 0;
+}
+
+static int key_from_text(const char *text, size_t len, const char *what,
+			 struct fsh_key **key_ret)
+{
+	int err = fsh_key_from_hex(text, len, FSH_FSPF_KEY_BYTES, key_ret);
+
+	if (err == -EINVAL) {
+		cli_error("bad key %s: expected %d hex digits", what,
+			  FSH_FSPF_KEY_HEX_BYTES);
+		return 1;
+	}
+	if (err) {
+		cli_error("cannot keep the key %s: %s", what, strerror(-err));
+		return 1;
+	}
+	return 0;
+}
+
+static int key_from_fd(int fd, const char *what, struct fsh_key **key_ret)
+{
+	char *buf = fsh_secure_alloc(KEY_TEXT_MAX_BYTES);
+	size_t len = 0;
+	int err, ret = 1;
+
+	if (!buf) {
+		cli_error("out of memory");
+		return 1;
+	}
+	err = read_small(fd, buf, KEY_TEXT_MAX_BYTES, &len);
+	if (err)
+		cli_error("cannot read the key %s: %s", what,
+			  err == -EFBIG ? "too long to be a key" : strerror(-err));
+	else
+		ret = key_from_text(buf, len, what, key_ret);
+	fsh_secure_free(buf);
+	return ret;
+}
+
+int cli_get_key(const struct key_opts *ko, struct fsh_key **key_ret)
+{
+	const char *env = getenv("SCONE_FSPF_KEY");
+	char what[PATH_MAX + 32];
+	int given = (ko->key_fd >= 0) + !!ko->key_file + !!ko->key_arg;
+
+	*key_ret = NULL;
+	if (given > 1) {
+		cli_error("give the key one way only (--key-fd, --key-file or KEY)");
+		return 1;
+	}
+	if (ko->key_fd >= 0) {
+		snprintf(what, sizeof(what), "from file descriptor %d",
+			 ko->key_fd);
+		return key_from_fd(ko->key_fd, what, key_ret);
+	}
+	if (ko->key_file) {
+		struct stat st;
+		int fd = open(ko->key_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		int ret;
+
+		if (fd < 0) {
+			cli_error("cannot open key file '%s': %s", ko->key_file,
+				  strerror(errno));
+			return 1;
+		}
+		if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+			cli_warn("key file '%s' is readable by others (mode %04o): chmod 600 it",
+				 ko->key_file, (unsigned)(st.st_mode & 07777));
+		snprintf(what, sizeof(what), "in '%s'", ko->key_file);
+		ret = key_from_fd(fd, what, key_ret);
+		close(fd);
+		return ret;
+	}
+	if (ko->key_arg) {
+		cli_warn("a key on the command line is visible to other users; use --key-file, --key-fd or SCONE_FSPF_KEY");
+		return key_from_text(ko->key_arg, strlen(ko->key_arg),
+				     "given on the command line", key_ret);
+	}
+	if (env && *env)
+		return key_from_text(env, strlen(env), "in SCONE_FSPF_KEY",
+				     key_ret);
+	return 0;
+}
+
+/* The expected tag, if the user gave one. Return: 0 none, 1 got it, -1 error. */
+static int get_expected_tag(const struct key_opts *ko,
+			    uint8_t tag[FSH_TAG_BYTES])
+{
+	const char *env = getenv("SCONE_FSPF_TAG");
+	char buf[TAG_TEXT_MAX_BYTES];
+	const char *text = NULL, *what = NULL;
+	size_t len = 0;
+
+	if (ko->tag_hex && ko->tag_file) {
+		cli_error("give the expected tag one way only (--expected-tag or --tag-file)");
+		return -1;
+	}
+	if (ko->tag_file) {
+		int fd = open(ko->tag_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		int err;
+
+		if (fd < 0) {
+			cli_error("cannot open tag file '%s': %s", ko->tag_file,
+				  strerror(errno));
+			return -1;
+		}
+		err = read_small(fd, buf, sizeof(buf), &len);
+		close(fd);
+		if (err) {
+			cli_error("cannot read tag file '%s': %s", ko->tag_file,
+				  err == -EFBIG ? "too long to be a tag"
+						: strerror(-err));
+			return -1;
+		}
+		text = buf;
+		what = ko->tag_file;
+	} else if (ko->tag_hex) {
+		text = ko->tag_hex;
+		len = strlen(text);
+		what = "--expected-tag";
+	} else if (env && *env) {
+		text = env;
+		len = strlen(env);
+		what = "SCONE_FSPF_TAG";
+	} else {
+		return 0;
+	}
+	if (fsh_hex_decode(text, len, tag, FSH_TAG_BYTES)) {
+		cli_error("bad expected tag in '%s': expected %d hex digits",
+			  what, FSH_TAG_HEX_BYTES);
+		return -1;
+	}
+	return 1;
+}
+
+int cli_open_fspf(const char *path, const struct key_opts *ko,
+		  struct fspf **fspf_ret, struct fsh_key **key_ret,
+		  uint8_t tag_ret[FSH_TAG_BYTES], bool *have_expected_ret)
+{
+	uint8_t expected[FSH_TAG_BYTES];
+	struct fsh_key *key = NULL;
+	struct fspf *fspf = NULL;
+	int have, err;
+
+	if (cli_get_key(ko, &key))
+		return 1;
+	have = get_expected_tag(ko, expected);
+	if (have < 0)
+		goto fail;
+	err = fspf_load(path, key, &fspf, tag_ret);
+	if (err == -ENOKEY) {
+		cli_error("cannot open '%s': the fspf is encrypted: give its key with --key-file, --key-fd or SCONE_FSPF_KEY",
+			  path);
+		goto fail;
+	}
+	if (err) {
+		cli_error("cannot open '%s': %s", path, fspf_strerror(err));
+		goto fail;
+	}
+	if (have && !fsh_memeq(expected, tag_ret, FSH_TAG_BYTES)) {
+		char want[FSH_TAG_HEX_BYTES + 1], got[FSH_TAG_HEX_BYTES + 1];
+
+		cli_tag_hex(expected, want);
+		cli_tag_hex(tag_ret, got);
+		cli_error("'%s': the supplied tag is not fresh - suspected rollback or tampering (expected %s, found %s)",
+			  path, want, got);
+		goto fail;
+	}
+	if (have_expected_ret)
+		*have_expected_ret = have > 0;
+	*fspf_ret = fspf;
+	*key_ret = key;
+	return 0;
+fail:
+	fspf_free(fspf);
+	fsh_key_free(key);
+	return 1;
+}
+
+int cli_store_fspf(const struct fspf *fspf, const char *path,
+		   const struct fsh_key *key, uint8_t tag_ret[FSH_TAG_BYTES])
+{
+	int err = fspf_store(fspf, path, key, tag_ret);
+
+	if (err) {
+		cli_error("cannot write '%s': %s", path, fspf_strerror(err));
+		return 1;
+	}
+	return 0;
+}
+
+int cli_write_secret_file(const char *path, const char *text)
+{
+	char *tmp = NULL;
+	size_t len = strlen(text);
+	int fd, err = 0;
+
+	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
+		return -ENOMEM;
+	fd = mkostemp(tmp, O_CLOEXEC); /* 0600 */
+	if (fd < 0) {
+		err = -errno;
+		free(tmp);
+		return err;
+	}
+	if (write(fd, text, len) != (ssize_t)len)
+		err = errno ? -errno : -EIO;
+	if (!err && fsync(fd) < 0)
+		err = -errno;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	free(tmp);
+	return err;
+}
+
+void cli_tag_hex(const uint8_t tag[FSH_TAG_BYTES],
+		 char hex[FSH_TAG_HEX_BYTES + 1])
+{
+	fsh_hex_encode(tag, FSH_TAG_BYTES, hex);
+}
+
+int cli_host_path(const char *root, const char *fspf_path,
+		  const struct fspf_region *r, const char *path, char *out,
+		  size_t out_size)
+{
+	const char *rest = path + strlen(r->path);
+	char base[PATH_MAX];
+	int n;
+
+	if (strcmp(r->path, "/") == 0)
+		rest = path;
+	if (r->kernel[0] == '/') {
+		/* Absolute kernel directories live under the root (default /). */
+		n = snprintf(base, sizeof(base), "%s%s",
+			     root && strcmp(root, "/") ? root : "",
+			     strcmp(r->kernel, "/") ? r->kernel : "");
+	} else {
+		/* Relative ones (volumes) next to the fspf itself. */
+		const char *slash = strrchr(fspf_path, '/');
+		int dlen = slash ? (int)(slash - fspf_path) : 1;
+
+		n = snprintf(base, sizeof(base), "%.*s/%s",
+			     slash == fspf_path ? 0 : dlen,
+			     slash ? fspf_path : ".", r->kernel);
+	}
+	if (n < 0 || (size_t)n >= sizeof(base))
+		return -ENAMETOOLONG;
+	if (!*base && !*rest)
+		n = snprintf(out, out_size, "/");
+	else
+		n = snprintf(out, out_size, "%s%s", base, rest);
+	if (n < 0 || (size_t)n >= out_size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+unsigned cli_cpu_count(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (unsigned)n : 1;
+}
+
+struct pool {
+	size_t count;
+	atomic_size_t next;
+	atomic_int status;
+	int (*fn)(void *ctx, size_t index, unsigned worker);
+	void *ctx;
+};
+
+struct pool_thread {
+	struct pool *pool;
+	unsigned id;
+	pthread_t thread;
+};
+
+static void *pool_main(void *arg)
+{
+	struct pool_thread *t = arg;
+	struct pool *p = t->pool;
+
+	while (!atomic_load(&p->status)) {
+		size_t i = atomic_fetch_add(&p->next, 1);
+		int st;
+
+		if (i >= p->count)
+			break;
+		st = p->fn(p->ctx, i, t->id);
+		if (st) {
+			int zero = 0;
+
+			atomic_compare_exchange_strong(&p->status, &zero, st);
+		}
+	}
+	return NULL;
+}
+
+int run_parallel(size_t count, unsigned threads,
+		 int (*fn)(void *ctx, size_t index, unsigned worker), void *ctx)
+{
+	struct pool p = { .count = count, .fn = fn, .ctx = ctx };
+	struct pool_thread *t;
+	unsigned started = 0;
+
+	atomic_init(&p.next, 0);
+	atomic_init(&p.status, 0);
+	if (!threads)
+		threads = cli_cpu_count();
+	if (threads > count)
+		threads = count ? (unsigned)count : 1;
+	t = calloc(threads, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (unsigned i = 1; i < threads; i++) {
+		t[i] = (struct pool_thread){ &p, i, 0 };
+		if (pthread_create(&t[i].thread, NULL, pool_main, &t[i]))
+			break;
+		started = i;
+	}
+	t[0] = (struct pool_thread){ &p, 0, 0 };
+	pool_main(&t[0]);
+	for (unsigned i = 1; i <= started; i++)
+		pthread_join(t[i].thread, NULL);
+	free(t);
+	return atomic_load(&p.status);
+}
+
+struct progress {
+	const char *what;
+	uint64_t total_items, total_bytes;
+	atomic_uint_least64_t items, bytes;
+	atomic_bool done;
+	bool shown;
+	pthread_t thread;
+	bool running;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void progress_print(struct progress *p, double elapsed)
+{
+	uint64_t b = atomic_load(&p->bytes);
+
+	fprintf(stderr, "\r%s: %llu/%llu files, %.1f/%.1f MiB, %.0f MiB/s   ",
+		p->what, (unsigned long long)atomic_load(&p->items),
+		(unsigned long long)p->total_items, b / 1048576.0,
+		p->total_bytes / 1048576.0,
+		elapsed > 0 ? b / 1048576.0 / elapsed : 0.0);
+	p->shown = true;
+}
+
+static void *progress_main(void *arg)
+{
+	struct progress *p = arg;
+	double start = now_s();
+	struct timespec tick = { 0, 200 * 1000 * 1000 };
+
+	while (!atomic_load(&p->done)) {
+		nanosleep(&tick, NULL);
+		if (now_s() - start >= 1.0 && !atomic_load(&p->done))
+			progress_print(p, now_s() - start);
+	}
+	if (p->shown) {
+		progress_print(p, now_s() - start);
+		fputc('\n', stderr);
+	}
+	return NULL;
+}
+
+struct progress *progress_start(const char *what, uint64_t total_items,
+				uint64_t total_bytes)
+{
+	struct progress *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->what = what;
+	p->total_items = total_items;
+	p->total_bytes = total_bytes;
+	if (isatty(STDERR_FILENO) && !getenv("SCONE_FSPF_NO_PROGRESS"))
+		p->running = pthread_create(&p->thread, NULL, progress_main, p) == 0;
+	return p;
+}
+
+void progress_add(struct progress *p, uint64_t items, uint64_t bytes)
+{
+	if (!p)
+		return;
+	atomic_fetch_add(&p->items, items);
+	atomic_fetch_add(&p->bytes, bytes);
+}
+
+void progress_end(struct progress *p)
+{
+	if (!p)
+		return;
+	atomic_store(&p->done, true);
+	if (p->running)
+		pthread_join(p->thread, NULL);
+	free(p);
+}

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shared pieces of the scone-fspf subcommands. */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fspf.h"
+#include "fsh_crypto.h"
+
+#define EXIT_USAGE 2
+
+extern const char *g_prog;
+
+__attribute__((format(printf, 1, 2))) void cli_error(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) void cli_warn(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) void cli_note(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) int cli_usage(const char *fmt, ...);
+
+/* Where the key and the expected tag of an fspf come from. */
+struct key_opts {
+	const char *key_file;
+	int key_fd;
+	const char *key_arg; /* positional: works, with a warning */
+	const char *tag_hex;
+	const char *tag_file;
+};
+
+#define KEY_OPTS_INIT { NULL, -1, NULL, NULL, NULL }
+
+/*
+ * getopt_long codes of the shared key and tag options; each subcommand that
+ * takes them lists KEY_LONG_OPTIONS and passes unknown codes to
+ * key_opts_parse().
+ */
+enum {
+	OPT_KEY_FILE = 0x100,
+	OPT_KEY_FD,
+	OPT_EXPECTED_TAG,
+	OPT_TAG_FILE,
+	OPT_FIRST_FREE,
+};
+
+#define KEY_LONG_OPTIONS                                               \
+	{ "key-file", required_argument, NULL, OPT_KEY_FILE },         \
+	{ "key-fd", required_argument, NULL, OPT_KEY_FD },             \
+	{ "expected-tag", required_argument, NULL, OPT_EXPECTED_TAG }, \
+	{ "tag-file", required_argument, NULL, OPT_TAG_FILE }
+
+/* Return: 1 when @c was one of the key options, 0 if not, -1 on bad value. */
+int key_opts_parse(struct key_opts *ko, int c, const char *arg);
+
+/*
+ * cli_get_key() - the fspf key from --key-fd, --key-file, a positional KEY
+ * (warns) or SCONE_FSPF_KEY, in that order; *key_ret = NULL when none given.
+ * Return: 0, or 1 after printing an error.
+ */
+int cli_get_key(const struct key_opts *ko, struct fsh_key **key_ret);
+
+/*
+ * cli_open_fspf() - load and verify @path with the key from @ko, and check
+ * the expected tag from @ko or SCONE_FSPF_TAG if any.
+ * @have_expected_ret: whether an expected tag was checked (may be NULL).
+ * Return: 0, or 1 after printing an error.
+ */
+int cli_open_fspf(const char *path, const struct key_opts *ko,
+		  struct fspf **fspf_ret, struct fsh_key **key_ret,
+		  uint8_t tag_ret[FSH_TAG_BYTES], bool *have_expected_ret);
+
+/* Write @fspf back to @path under @key (NULL: zero key). Return: 0 or 1. */
+int cli_store_fspf(const struct fspf *fspf, const char *path,
+		   const struct fsh_key *key, uint8_t tag_ret[FSH_TAG_BYTES]);
+
+/* Write @text to @path atomically with mode 0600. Return: 0 or -errno. */
+int cli_write_secret_file(const char *path, const char *text);
+
+void cli_tag_hex(const uint8_t tag[FSH_TAG_BYTES],
+		 char hex[FSH_TAG_HEX_BYTES + 1]);
+
+/* Host path of @path, which lies in kernel region @r. Return: 0 or -ENAMETOOLONG. */
+int cli_host_path(const char *root, const char *fspf_path,
+		  const struct fspf_region *r, const char *path, char *out,
+		  size_t out_size);
+
+/* Parse a decimal number within [min, max]. Return: 0 or -EINVAL. */
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/*
+ * run_parallel() - call @fn(@ctx, i, worker) for i in [0, @count) on
+ * @threads threads (0: one per CPU). Items are claimed in order. @fn returns
+ * 0, or non-zero to stop handing out further items.
+ * Return: the first non-zero value any call returned, else 0.
+ */
+int run_parallel(size_t count, unsigned threads,
+		 int (*fn)(void *ctx, size_t index, unsigned worker),
+		 void *ctx);
+unsigned cli_cpu_count(void);
+
+/* Progress on a terminal (stderr) for runs longer than a second. */
+struct progress;
+struct progress *progress_start(const char *what, uint64_t total_items,
+				uint64_t total_bytes);
+void progress_add(struct progress *p, uint64_t items, uint64_t bytes);
+void progress_end(struct progress *p);
+
+/* Subcommands. */
+int cmd_create(int argc, char **argv);
+int cmd_addr(int argc, char **argv);
+int cmd_addf(int argc, char **argv);
+int cmd_encrypt(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_create_volume(int argc, char **argv);
+
+/*
+ * protect_tree() - record SOURCE_DIR under @embed in @fspf and write the
+ * protected form to @output (NULL: none, authenticated regions only). The
+ * outputs are written to temporary files first and renamed only when
+ * everything succeeded; @skip_name, if set, is a top-level name to leave out.
+ * Return: 0, or 1 after printing an error (the fspf in memory may then be
+ * changed; the caller must not store it).
+ */
+int protect_tree(struct fspf *fspf, const char *embed, const char *source,
+		 const char *output, const char *skip_name);
+
+#endif /* CLI_H */

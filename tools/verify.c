@@ -1,0 +1,681 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * verify and cat: check a protected tree against its fspf. verify compares
+ * the recorded entries of every protected kernel region with what lies on
+ * disk (missing, extra, wrong type, wrong size, wrong symlink target), then
+ * opens every chunk of every file on all cores. cat releases one file's
+ * plaintext, chunk by chunk, each only after it verified.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define SEGMENT_TARGET_BYTES (8u << 20)
+#define MAX_CHUNK_REPORTS_PER_FILE 8
+
+struct problem {
+	char *path;
+	uint64_t chunk; /* UINT64_MAX: not about a chunk */
+	char *msg;
+};
+
+struct vjob {
+	const struct fspf_entry *entry;
+	const struct fspf_region *region;
+	char *host;
+	int fd;
+	pthread_mutex_t lock;
+	bool opened;
+	atomic_uint failures;
+};
+
+struct vseg {
+	uint32_t job;
+	uint64_t first, count;
+};
+
+struct verify {
+	const char *fspf_path;
+	const char *root;
+	struct fspf *fspf;
+	dev_t fspf_dev;
+	ino_t fspf_ino;
+	struct problem *problems;
+	size_t problem_count, problem_cap;
+	pthread_mutex_t lock;
+	struct vjob *jobs;
+	size_t job_count, job_cap;
+	struct vseg *segs;
+	size_t seg_count;
+	uint8_t **buffers;
+	struct progress *progress;
+	uint64_t files, bytes, chunks, dirs, links;
+	bool oom;
+};
+
+__attribute__((format(printf, 4, 5))) static void
+report(struct verify *v, const char *path, uint64_t chunk, const char *fmt, ...)
+{
+	struct problem *pr;
+	va_list ap;
+	char *msg = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	pthread_mutex_lock(&v->lock);
+	if (v->problem_count == v->problem_cap) {
+		size_t cap = v->problem_cap ? 2 * v->problem_cap : 32;
+
+		pr = realloc(v->problems, cap * sizeof(*pr));
+		if (!pr)
+			goto oom;
+		v->problems = pr;
+		v->problem_cap = cap;
+	}
+	pr = &v->problems[v->problem_count];
+	pr->path = strdup(path);
+	pr->chunk = chunk;
+	pr->msg = msg;
+	if (!pr->path || !msg) {
+		free(pr->path);
+		goto oom;
+	}
+	v->problem_count++;
+	pthread_mutex_unlock(&v->lock);
+	return;
+oom:
+	free(msg);
+	v->oom = true;
+	pthread_mutex_unlock(&v->lock);
+}
+
+static int problem_cmp(const void *a, const void *b)
+{
+	const struct problem *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+
+	if (c)
+		return c;
+	return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
+}
+
+static const char *kind_of(mode_t m)
+{
+	return S_ISREG(m) ? "a file" : S_ISDIR(m) ? "a directory" :
+	       S_ISLNK(m) ? "a symlink" : "a special file";
+}
+
+static const char *kind_of_entry(uint8_t t)
+{
+	return t == FSPF_FILE ? "a file" : t == FSPF_DIR ? "a directory" :
+							   "a symlink";
+}
+
+static int add_job(struct verify *v, const struct fspf_entry *e,
+		   const struct fspf_region *r, const char *host)
+{
+	struct vjob *j;
+
+	if (v->job_count == v->job_cap) {
+		size_t cap = v->job_cap ? 2 * v->job_cap : 256;
+
+		j = realloc(v->jobs, cap * sizeof(*j));
+		if (!j)
+			return -ENOMEM;
+		v->jobs = j;
+		v->job_cap = cap;
+	}
+	j = &v->jobs[v->job_count];
+	memset(j, 0, sizeof(*j));
+	j->entry = e;
+	j->region = r;
+	j->fd = -1;
+	j->host = strdup(host);
+	if (!j->host)
+		return -ENOMEM;
+	pthread_mutex_init(&j->lock, NULL);
+	v->job_count++;
+	return 0;
+}
+
+/* Compare one recorded entry with the file at @host. */
+static int check_entry(struct verify *v, const struct fspf_entry *e,
+		       const struct fspf_region *r, const char *host)
+{
+	char target[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+
+	if (lstat(host, &st) < 0) {
+		if (errno == ENOENT)
+			report(v, e->path, UINT64_MAX, "missing (%s)", host);
+		else
+			report(v, e->path, UINT64_MAX, "cannot stat '%s': %s",
+			       host, strerror(errno));
+		return 0;
+	}
+	switch (e->type) {
+	case FSPF_DIR:
+		if (!S_ISDIR(st.st_mode))
+			break;
+		v->dirs++;
+		return 0;
+	case FSPF_SYMLINK:
+		if (!S_ISLNK(st.st_mode))
+			break;
+		n = readlink(host, target, sizeof(target) - 1);
+		if (n < 0) {
+			report(v, e->path, UINT64_MAX, "cannot read symlink '%s': %s",
+			       host, strerror(errno));
+			return 0;
+		}
+		target[n] = '\0';
+		if (strcmp(target, e->target))
+			report(v, e->path, UINT64_MAX,
+			       "symlink points to '%s', expected '%s'", target,
+			       e->target);
+		else
+			v->links++;
+		return 0;
+	case FSPF_FILE:
+		if (!S_ISREG(st.st_mode))
+			break;
+		if ((uint64_t)st.st_size != e->size) {
+			report(v, e->path, UINT64_MAX,
+			       "size %" PRIu64 ", expected %" PRIu64 " (%s)",
+			       (uint64_t)st.st_size, e->size,
+			       (uint64_t)st.st_size < e->size ? "truncated"
+							      : "extended");
+			return 0;
+		}
+		return add_job(v, e, r, host);
+	}
+	report(v, e->path, UINT64_MAX, "is %s, expected %s", kind_of(st.st_mode),
+	       kind_of_entry(e->type));
+	return 0;
+}
+
+/* Walk the host directory of a region: anything not recorded is extra. */
+static int walk_extra(struct verify *v, size_t ri, const char *host,
+		      const char *path)
+{
+	DIR *d = opendir(host);
+	struct dirent *de;
+	int err = 0;
+
+	if (!d) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			report(v, path, UINT64_MAX, "cannot read directory '%s': %s",
+			       host, strerror(errno));
+		return 0;
+	}
+	while (!err && (de = readdir(d))) {
+		char child_host[PATH_MAX], child[FSPF_PATH_MAX_BYTES + NAME_MAX];
+		const struct fspf_entry *e;
+		struct stat st;
+		size_t cri;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (snprintf(child_host, sizeof(child_host), "%s/%s", host,
+			     de->d_name) >= (int)sizeof(child_host) ||
+		    snprintf(child, sizeof(child), "%s/%s",
+			     strcmp(path, "/") ? path : "", de->d_name) >=
+			    (int)FSPF_PATH_MAX_BYTES) {
+			report(v, path, UINT64_MAX, "path too long below '%s'", host);
+			continue;
+		}
+		if (lstat(child_host, &st) < 0)
+			continue;
+		if (st.st_dev == v->fspf_dev && st.st_ino == v->fspf_ino)
+			continue; /* the fspf itself (a volume's volume.fspf) */
+		if (fspf_region_lookup(v->fspf, child, &cri) || cri != ri)
+			continue; /* another region checks it */
+		e = fspf_entry_find(v->fspf, child);
+		if (!e) {
+			report(v, child, UINT64_MAX,
+			       "not in the fspf: %s was added to a protected region (%s)",
+			       kind_of(st.st_mode), child_host);
+			continue;
+		}
+		if (e->type == FSPF_DIR && S_ISDIR(st.st_mode))
+			err = walk_extra(v, ri, child_host, child);
+	}
+	closedir(d);
+	return err;
+}
+
+static int verify_segment(void *ctx, size_t index, unsigned worker)
+{
+	struct verify *v = ctx;
+	struct vseg *s = &v->segs[index];
+	struct vjob *j = &v->jobs[s->job];
+	const struct fspf_region *r = j->region;
+	uint64_t chunk = r->chunk_size, off = s->first * chunk;
+	uint64_t end = off + s->count * chunk;
+	uint8_t *buf = v->buffers[worker];
+	struct fsh_aead *aead = NULL;
+	size_t len, got = 0;
+	int fd;
+
+	if (end > j->entry->size)
+		end = j->entry->size;
+	len = (size_t)(end - off);
+	pthread_mutex_lock(&j->lock);
+	if (!j->opened) {
+		j->opened = true;
+		j->fd = open(j->host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+		if (j->fd < 0)
+			report(v, j->entry->path, UINT64_MAX, "cannot open '%s': %s",
+			       j->host, strerror(errno));
+	}
+	fd = j->fd;
+	pthread_mutex_unlock(&j->lock);
+	if (fd < 0)
+		return 0;
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			report(v, j->entry->path, UINT64_MAX,
+			       "cannot read '%s': %s", j->host,
+			       n < 0 ? strerror(errno) : "file shrank while being read");
+			return 0;
+		}
+		got += (size_t)n;
+	}
+	if (fsh_aead_new(fspf_entry_key(v->fspf, j->entry), r->key_size,
+			 &aead)) {
+		report(v, j->entry->path, UINT64_MAX, "out of memory");
+		return 0;
+	}
+	for (uint64_t i = 0; i < s->count; i++) {
+		size_t co = (size_t)(i * chunk);
+		size_t cl = len - co < chunk ? len - co : (size_t)chunk;
+		uint64_t idx = s->first + i;
+
+		if (fspf_chunk_open(aead, r, j->entry, idx, buf + co, buf + co,
+				    cl) == 0)
+			continue;
+		if (atomic_fetch_add(&j->failures, 1) < MAX_CHUNK_REPORTS_PER_FILE)
+			report(v, j->entry->path, idx,
+			       "chunk %" PRIu64 " (bytes %" PRIu64 " to %" PRIu64
+			       "): verification failed",
+			       idx, off + co, off + co + cl - 1);
+	}
+	fsh_aead_free(aead);
+	fsh_wipe(buf, len);
+	progress_add(v->progress, 0, len);
+	return 0;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	enum { OPT_ROOT = OPT_FIRST_FREE };
+	static const struct option opts[] = {
+		{ "root", required_argument, NULL, OPT_ROOT },
+		{ "help", no_argument, NULL, 'h' },
+		KEY_LONG_OPTIONS,
+		{ 0 },
+	};
+	struct key_opts ko = KEY_OPTS_INIT;
+	struct verify v = { .root = "/" };
+	uint8_t tag[FSH_TAG_BYTES];
+	struct fsh_key *key = NULL;
+	unsigned threads = cli_cpu_count();
+	bool have_expected = false;
+	struct stat st;
+	int c, ret;
+	size_t seg_bytes = 0;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_ROOT:
+			v.root = optarg;
+			break;
+		case 'h':
+			printf("Usage: scone-fspf verify FSPF [--root DIR] [key and tag options]\n");
+			return 0;
+		default:
+			ret = key_opts_parse(&ko, c, optarg);
+			if (ret < 0)
+				return cli_usage("verify: bad value '%s' for '%s'",
+						 optarg, argv[optind - 1]);
+			if (!ret)
+				return cli_usage("verify: unknown option '%s'",
+						 argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage(argc - optind < 1 ? "verify: missing FSPF"
+						   : "verify: unexpected argument '%s'",
+				 argv[optind + 1]);
+	v.fspf_path = argv[optind];
+	if (cli_open_fspf(v.fspf_path, &ko, &v.fspf, &key, tag, &have_expected))
+		return 1;
+	ret = 1;
+	pthread_mutex_init(&v.lock, NULL);
+	if (stat(v.fspf_path, &st) == 0) {
+		v.fspf_dev = st.st_dev;
+		v.fspf_ino = st.st_ino;
+	}
+	if (!fspf_is_encrypted(v.fspf))
+		cli_note("'%s' is not encrypted yet (sealed under the all-zero key): its tag is a checksum, not a secret",
+			 v.fspf_path);
+	if (!have_expected)
+		cli_note("no expected tag given (--expected-tag, --tag-file or SCONE_FSPF_TAG): a rollback of the whole tree to an older state cannot be detected");
+
+	/* Structure: every recorded entry, then whatever is extra on disk. */
+	for (size_t ri = 0; ri < fspf_region_count(v.fspf); ri++) {
+		const struct fspf_region *r = fspf_region(v.fspf, ri);
+		char host[PATH_MAX];
+		size_t first, end, er;
+
+		if (r->protection == FSPF_NOT_PROTECTED || r->storage != FSPF_KERNEL)
+			continue;
+		fspf_entry_range(v.fspf, r->path, &first, &end);
+		for (size_t i = first; i < end; i++) {
+			const struct fspf_entry *e = fspf_entry(v.fspf, i);
+
+			if (fspf_region_lookup(v.fspf, e->path, &er) || er != ri)
+				continue;
+			if (cli_host_path(v.root, v.fspf_path, r, e->path, host,
+					  sizeof(host))) {
+				report(&v, e->path, UINT64_MAX, "host path too long");
+				continue;
+			}
+			if (check_entry(&v, e, r, host)) {
+				cli_error("out of memory");
+				goto out;
+			}
+		}
+		if (cli_host_path(v.root, v.fspf_path, r, r->path, host,
+				  sizeof(host)) == 0)
+			walk_extra(&v, ri, host, r->path);
+	}
+
+	/* Chunks, on all cores. */
+	for (size_t i = 0; i < v.job_count; i++) {
+		uint32_t cs = v.jobs[i].region->chunk_size;
+		size_t sb = SEGMENT_TARGET_BYTES / cs * cs;
+
+		if (sb < cs)
+			sb = cs;
+		if (sb > seg_bytes)
+			seg_bytes = sb;
+	}
+	{
+		size_t cap = 0;
+
+		for (size_t i = 0; i < v.job_count; i++) {
+			uint64_t per = seg_bytes / v.jobs[i].region->chunk_size;
+			uint64_t n = v.jobs[i].entry->chunk_count;
+
+			cap += n ? (n + per - 1) / per : 0;
+		}
+		v.segs = calloc(cap ? cap : 1, sizeof(*v.segs));
+		v.buffers = calloc(threads, sizeof(*v.buffers));
+		if (!v.segs || !v.buffers) {
+			cli_error("out of memory");
+			goto out;
+		}
+		for (unsigned t = 0; t < threads && seg_bytes; t++)
+			if (!(v.buffers[t] = malloc(seg_bytes))) {
+				cli_error("out of memory");
+				goto out;
+			}
+	}
+	for (size_t i = 0; i < v.job_count; i++) {
+		const struct fspf_entry *e = v.jobs[i].entry;
+		uint64_t per = seg_bytes / v.jobs[i].region->chunk_size;
+
+		for (uint64_t first = 0; first < e->chunk_count; first += per) {
+			uint64_t n = e->chunk_count - first < per
+					     ? e->chunk_count - first
+					     : per;
+
+			v.segs[v.seg_count++] = (struct vseg){ (uint32_t)i, first, n };
+		}
+		v.files++;
+		v.bytes += e->size;
+		v.chunks += e->chunk_count;
+	}
+	v.progress = progress_start("verify", v.job_count, v.bytes);
+	run_parallel(v.seg_count, threads, verify_segment, &v);
+	progress_end(v.progress);
+	if (v.oom) {
+		cli_error("out of memory while verifying");
+		goto out;
+	}
+
+	qsort(v.problems, v.problem_count, sizeof(*v.problems), problem_cmp);
+	for (size_t i = 0; i < v.problem_count; i++) {
+		const struct problem *pr = &v.problems[i];
+
+		printf("%s: %s\n", pr->path, pr->msg);
+	}
+	for (size_t i = 0; i < v.job_count; i++) {
+		unsigned f = atomic_load(&v.jobs[i].failures);
+
+		if (f > MAX_CHUNK_REPORTS_PER_FILE)
+			printf("%s: ... and %u more chunks failed verification\n",
+			       v.jobs[i].entry->path, f - MAX_CHUNK_REPORTS_PER_FILE);
+	}
+	if (v.problem_count) {
+		fflush(stdout);
+		cli_error("verification of '%s' failed: %zu problem%s",
+			  v.fspf_path, v.problem_count,
+			  v.problem_count == 1 ? "" : "s");
+		goto out;
+	}
+	{
+		char hex[FSH_TAG_HEX_BYTES + 1];
+
+		cli_tag_hex(tag, hex);
+		printf("Verified %s (tag %s): %" PRIu64 " files, %" PRIu64
+		       " bytes in %" PRIu64 " chunks, %" PRIu64
+		       " directories, %" PRIu64 " symlinks: OK\n",
+		       v.fspf_path, hex, v.files, v.bytes, v.chunks, v.dirs,
+		       v.links);
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < v.problem_count; i++) {
+		free(v.problems[i].path);
+		free(v.problems[i].msg);
+	}
+	for (size_t i = 0; i < v.job_count; i++) {
+		if (v.jobs[i].fd >= 0)
+			close(v.jobs[i].fd);
+		free(v.jobs[i].host);
+		pthread_mutex_destroy(&v.jobs[i].lock);
+	}
+	for (unsigned t = 0; v.buffers && t < threads; t++)
+		free(v.buffers[t]);
+	free(v.buffers);
+	free(v.segs);
+	free(v.jobs);
+	free(v.problems);
+	pthread_mutex_destroy(&v.lock);
+	fspf_free(v.fspf);
+	fsh_key_free(key);
+	return ret;
+}
+
+static int write_out(const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(STDOUT_FILENO, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int cmd_cat(int argc, char **argv)
+{
+	enum { OPT_ROOT = OPT_FIRST_FREE };
+	static const struct option opts[] = {
+		{ "root", required_argument, NULL, OPT_ROOT },
+		{ "help", no_argument, NULL, 'h' },
+		KEY_LONG_OPTIONS,
+		{ 0 },
+	};
+	struct key_opts ko = KEY_OPTS_INIT;
+	char path[FSPF_PATH_MAX_BYTES], host[PATH_MAX];
+	const char *root = "/", *fspf_path;
+	uint8_t tag[FSH_TAG_BYTES];
+	struct fsh_key *key = NULL;
+	struct fspf *fspf = NULL;
+	const struct fspf_entry *e;
+	const struct fspf_region *r;
+	struct fsh_aead *aead = NULL;
+	uint8_t *buf = NULL;
+	size_t buf_size;
+	struct stat st;
+	int c, ret, fd = -1, err;
+
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_ROOT:
+			root = optarg;
+			break;
+		case 'h':
+			printf("Usage: scone-fspf cat FSPF PATH [--root DIR] [key and tag options]\n");
+			return 0;
+		default:
+			ret = key_opts_parse(&ko, c, optarg);
+			if (ret < 0)
+				return cli_usage("cat: bad value '%s' for '%s'",
+						 optarg, argv[optind - 1]);
+			if (!ret)
+				return cli_usage("cat: unknown option '%s'",
+						 argv[optind - 1]);
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage("cat: expected FSPF and PATH");
+	fspf_path = argv[optind];
+	if (fspf_path_normalize(argv[optind + 1], path)) {
+		cli_error("bad path '%s': must be absolute, without '.' or '..'",
+			  argv[optind + 1]);
+		return 1;
+	}
+	if (cli_open_fspf(fspf_path, &ko, &fspf, &key, tag, NULL))
+		return 1;
+	ret = 1;
+	e = fspf_entry_find(fspf, path);
+	if (!e) {
+		size_t ri;
+
+		if (fspf_region_lookup(fspf, path, &ri) == 0 &&
+		    fspf_region(fspf, ri)->protection == FSPF_NOT_PROTECTED)
+			cli_error("cannot cat '%s': it lies in not-protected region '%s': nothing to verify",
+				  path, fspf_region(fspf, ri)->path);
+		else
+			cli_error("cannot cat '%s': not in the fspf", path);
+		goto out;
+	}
+	if (e->type != FSPF_FILE) {
+		cli_error("cannot cat '%s': it is %s", path, kind_of_entry(e->type));
+		goto out;
+	}
+	r = fspf_entry_region(fspf, e);
+	if (cli_host_path(root, fspf_path, r, path, host, sizeof(host))) {
+		cli_error("cannot cat '%s': host path too long", path);
+		goto out;
+	}
+	fd = open(host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		cli_error("cannot open '%s': %s", host, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != e->size) {
+		cli_error("'%s' (%s) failed verification: %s", path, host,
+			  !S_ISREG(st.st_mode) ? "not a regular file"
+					       : "its size is not the recorded size");
+		goto out;
+	}
+	buf_size = (SEGMENT_TARGET_BYTES / r->chunk_size) * r->chunk_size;
+	if (buf_size < r->chunk_size)
+		buf_size = r->chunk_size;
+	buf = malloc(buf_size);
+	if (!buf || fsh_aead_new(fspf_entry_key(fspf, e), r->key_size, &aead)) {
+		cli_error("out of memory");
+		goto out;
+	}
+	for (uint64_t off = 0; off < e->size;) {
+		size_t len = e->size - off < buf_size ? (size_t)(e->size - off)
+						      : buf_size;
+		size_t got = 0, ok = 0;
+
+		while (got < len) {
+			ssize_t n = pread(fd, buf + got, len - got,
+					  (off_t)(off + got));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				cli_error("cannot read '%s': %s", host,
+					  n < 0 ? strerror(errno) : "file shrank");
+				goto out;
+			}
+			got += (size_t)n;
+		}
+		for (; ok < len; ok += r->chunk_size) {
+			size_t cl = len - ok < r->chunk_size ? len - ok
+							     : r->chunk_size;
+			uint64_t idx = (off + ok) / r->chunk_size;
+
+			if (fspf_chunk_open(aead, r, e, idx, buf + ok, buf + ok,
+					    cl) == 0)
+				continue;
+			/* Release what verified, nothing of the bad chunk. */
+			write_out(buf, ok);
+			cli_error("'%s': chunk %" PRIu64 " (bytes %" PRIu64
+				  " to %" PRIu64 ") of '%s' failed verification",
+				  path, idx, off + ok, off + ok + cl - 1, host);
+			goto out;
+		}
+		err = write_out(buf, len);
+		if (err) {
+			cli_error("cannot write to standard output: %s",
+				  strerror(-err));
+			goto out;
+		}
+		off += len;
+	}
+	ret = 0;
+out:
+	if (buf)
+		fsh_wipe(buf, buf_size);
+	free(buf);
+	fsh_aead_free(aead);
+	if (fd >= 0)
+		close(fd);
+	fspf_free(fspf);
+	fsh_key_free(key);
+	return ret;
+}
