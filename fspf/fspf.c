@@ -1290,15 +1290,17 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 			if (e->type == FSPF_FILE) {
 				size_t kn = fspf_entry_region(f, e)->key_size;
 
-				memcpy(chunks, e->chunks,
-				       e->chunk_count * sizeof(*e->chunks));
+				if (e->chunk_count)
+					memcpy(chunks, e->chunks,
+					       e->chunk_count * sizeof(*e->chunks));
 				chunks += e->chunk_count * sizeof(*e->chunks);
 				memcpy(keys + koff, fspf_entry_key(f, e), kn);
 				koff += kn;
 			}
 		}
 #undef STR
-		memcpy(p + l.strings, st.buf, st.size);
+		if (st.size)
+			memcpy(p + l.strings, st.buf, st.size);
 	}
 	err = fsh_aead_new(fsh_key_bytes(k), fsh_key_size(k), &aead);
 	if (err)

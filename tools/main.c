@@ -571,7 +571,10 @@ int cmd_show(int argc, char **argv)
 		}
 		return 0;
 	}
-	if (cli_open_fspf(path, &ko, &fspf, &key, tag, NULL))
+	ret = cli_open_fspf(path, &ko, &fspf, &key, tag, NULL);
+	if (ko.key_arg) /* shorten its life in /proc/PID/cmdline */
+		fsh_wipe(argv[optind + 1], strlen(argv[optind + 1]));
+	if (ret)
 		return 1;
 	if (json)
 		show_json(fspf, path, tag);

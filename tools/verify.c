@@ -465,7 +465,9 @@ int cmd_verify(int argc, char **argv)
 		goto out;
 	}
 
-	qsort(v.problems, v.problem_count, sizeof(*v.problems), problem_cmp);
+	if (v.problem_count)
+		qsort(v.problems, v.problem_count, sizeof(*v.problems),
+		      problem_cmp);
 	for (size_t i = 0; i < v.problem_count; i++) {
 		const struct problem *pr = &v.problems[i];
 
