@@ -113,6 +113,7 @@ int cmd_encrypt(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
 int cmd_create_volume(int argc, char **argv);
 
 /*

@@ -31,6 +31,8 @@ static const char USAGE[] =
 	"Checking:\n"
 	"  verify FSPF [--root DIR]           check every chunk of every file\n"
 	"  cat FSPF PATH [--root DIR]         print one file's verified plaintext\n"
+	"  extract FSPF [PATH] -o DIR [--root DIR]\n"
+	"                                     write a subtree's verified plaintext\n"
 	"\n"
 	"Keys come from --key-file FILE, --key-fd N or SCONE_FSPF_KEY; the\n"
 	"expected tag from --expected-tag HEX, --tag-file FILE or SCONE_FSPF_TAG.\n"
@@ -705,6 +707,7 @@ static const struct {
 	{ "show", cmd_show },
 	{ "verify", cmd_verify },
 	{ "cat", cmd_cat },
+	{ "extract", cmd_extract },
 	{ "create-volume", cmd_create_volume },
 };
 

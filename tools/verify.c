@@ -521,10 +521,10 @@ out:
 	return ret;
 }
 
-static int write_out(const uint8_t *p, size_t n)
+static int write_fd(int fd, const uint8_t *p, size_t n)
 {
 	while (n) {
-		ssize_t w = write(STDOUT_FILENO, p, n);
+		ssize_t w = write(fd, p, n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -536,86 +536,28 @@ static int write_out(const uint8_t *p, size_t n)
 	return 0;
 }
 
-int cmd_cat(int argc, char **argv)
+/*
+ * Write the verified plaintext of file @e (stored at @host) to @out_fd,
+ * chunk by chunk: a chunk's bytes are written only after it verified, and
+ * nothing after a chunk that failed. Return: 0, or 1 after printing an error.
+ */
+static int release_file(const struct fspf *fspf, const struct fspf_entry *e,
+			const char *host, int out_fd, const char *out_name)
 {
-	enum { OPT_ROOT = OPT_FIRST_FREE };
-	static const struct option opts[] = {
-		{ "root", required_argument, NULL, OPT_ROOT },
-		{ "help", no_argument, NULL, 'h' },
-		KEY_LONG_OPTIONS,
-		{ 0 },
-	};
-	struct key_opts ko = KEY_OPTS_INIT;
-	char path[FSPF_PATH_MAX_BYTES], host[PATH_MAX];
-	const char *root = "/", *fspf_path;
-	uint8_t tag[FSH_TAG_BYTES];
-	struct fsh_key *key = NULL;
-	struct fspf *fspf = NULL;
-	const struct fspf_entry *e;
-	const struct fspf_region *r;
+	const struct fspf_region *r = fspf_entry_region(fspf, e);
 	struct fsh_aead *aead = NULL;
 	uint8_t *buf = NULL;
 	size_t buf_size;
 	struct stat st;
-	int c, ret, fd = -1, err;
+	int fd, ret = 1, err;
 
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case OPT_ROOT:
-			root = optarg;
-			break;
-		case 'h':
-			printf("Usage: scone-fspf cat FSPF PATH [--root DIR] [key and tag options]\n");
-			return 0;
-		default:
-			ret = key_opts_parse(&ko, c, optarg);
-			if (ret < 0)
-				return cli_usage("cat: bad value '%s' for '%s'",
-						 optarg, argv[optind - 1]);
-			if (!ret)
-				return cli_usage("cat: unknown option '%s'",
-						 argv[optind - 1]);
-		}
-	}
-	if (argc - optind != 2)
-		return cli_usage("cat: expected FSPF and PATH");
-	fspf_path = argv[optind];
-	if (fspf_path_normalize(argv[optind + 1], path)) {
-		cli_error("bad path '%s': must be absolute, without '.' or '..'",
-			  argv[optind + 1]);
-		return 1;
-	}
-	if (cli_open_fspf(fspf_path, &ko, &fspf, &key, tag, NULL))
-		return 1;
-	ret = 1;
-	e = fspf_entry_find(fspf, path);
-	if (!e) {
-		size_t ri;
-
-		if (fspf_region_lookup(fspf, path, &ri) == 0 &&
-		    fspf_region(fspf, ri)->protection == FSPF_NOT_PROTECTED)
-			cli_error("cannot cat '%s': it lies in not-protected region '%s': nothing to verify",
-				  path, fspf_region(fspf, ri)->path);
-		else
-			cli_error("cannot cat '%s': not in the fspf", path);
-		goto out;
-	}
-	if (e->type != FSPF_FILE) {
-		cli_error("cannot cat '%s': it is %s", path, kind_of_entry(e->type));
-		goto out;
-	}
-	r = fspf_entry_region(fspf, e);
-	if (cli_host_path(root, fspf_path, r, path, host, sizeof(host))) {
-		cli_error("cannot cat '%s': host path too long", path);
-		goto out;
-	}
 	fd = open(host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		cli_error("cannot open '%s': %s", host, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != e->size) {
-		cli_error("'%s' (%s) failed verification: %s", path, host,
+		cli_error("'%s' (%s) failed verification: %s", e->path, host,
 			  !S_ISREG(st.st_mode) ? "not a regular file"
 					       : "its size is not the recorded size");
 		goto out;
@@ -655,15 +597,15 @@ int cmd_cat(int argc, char **argv)
 					    cl) == 0)
 				continue;
 			/* Release what verified, nothing of the bad chunk. */
-			write_out(buf, ok);
+			write_fd(out_fd, buf, ok);
 			cli_error("'%s': chunk %" PRIu64 " (bytes %" PRIu64
 				  " to %" PRIu64 ") of '%s' failed verification",
-				  path, idx, off + ok, off + ok + cl - 1, host);
+				  e->path, idx, off + ok, off + ok + cl - 1, host);
 			goto out;
 		}
-		err = write_out(buf, len);
+		err = write_fd(out_fd, buf, len);
 		if (err) {
-			cli_error("cannot write to standard output: %s",
+			cli_error("cannot write to '%s': %s", out_name,
 				  strerror(-err));
 			goto out;
 		}
@@ -677,7 +619,259 @@ out:
 	fsh_aead_free(aead);
 	if (fd >= 0)
 		close(fd);
+	return ret;
+}
+
+/* Parse the options shared by cat and extract. Return: -1 to go on, else exit code. */
+static int parse_read_opts(int argc, char **argv, const char *cmd,
+			   const char *usage, struct key_opts *ko,
+			   const char **root, const char **output)
+{
+	enum { OPT_ROOT = OPT_FIRST_FREE };
+	static const struct option opts[] = {
+		{ "root", required_argument, NULL, OPT_ROOT },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		KEY_LONG_OPTIONS,
+		{ 0 },
+	};
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, ":o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_ROOT:
+			*root = optarg;
+			break;
+		case 'o':
+			if (!output)
+				return cli_usage("%s: unknown option '%s'", cmd,
+						 argv[optind - 1]);
+			*output = optarg;
+			break;
+		case 'h':
+			printf("Usage: scone-fspf %s\n", usage);
+			return 0;
+		default:
+			ret = key_opts_parse(ko, c, optarg);
+			if (ret < 0)
+				return cli_usage("%s: bad value '%s' for '%s'",
+						 cmd, optarg, argv[optind - 1]);
+			if (!ret)
+				return cli_usage("%s: unknown option '%s'", cmd,
+						 argv[optind - 1]);
+		}
+	}
+	return -1;
+}
+
+int cmd_cat(int argc, char **argv)
+{
+	struct key_opts ko = KEY_OPTS_INIT;
+	char path[FSPF_PATH_MAX_BYTES], host[PATH_MAX];
+	const char *root = "/", *fspf_path;
+	uint8_t tag[FSH_TAG_BYTES];
+	struct fsh_key *key = NULL;
+	struct fspf *fspf = NULL;
+	const struct fspf_entry *e;
+	int ret;
+
+	ret = parse_read_opts(argc, argv, "cat",
+			      "cat FSPF PATH [--root DIR] [key and tag options]",
+			      &ko, &root, NULL);
+	if (ret >= 0)
+		return ret;
+	if (argc - optind != 2)
+		return cli_usage("cat: expected FSPF and PATH");
+	fspf_path = argv[optind];
+	if (fspf_path_normalize(argv[optind + 1], path)) {
+		cli_error("bad path '%s': must be absolute, without '.' or '..'",
+			  argv[optind + 1]);
+		return 1;
+	}
+	if (cli_open_fspf(fspf_path, &ko, &fspf, &key, tag, NULL))
+		return 1;
+	ret = 1;
+	e = fspf_entry_find(fspf, path);
+	if (!e) {
+		size_t ri;
+
+		if (fspf_region_lookup(fspf, path, &ri) == 0 &&
+		    fspf_region(fspf, ri)->protection == FSPF_NOT_PROTECTED)
+			cli_error("cannot cat '%s': it lies in not-protected region '%s': nothing to verify",
+				  path, fspf_region(fspf, ri)->path);
+		else
+			cli_error("cannot cat '%s': not in the fspf", path);
+		goto out;
+	}
+	if (e->type != FSPF_FILE) {
+		cli_error("cannot cat '%s': it is %s", path, kind_of_entry(e->type));
+		goto out;
+	}
+	if (cli_host_path(root, fspf_path, fspf_entry_region(fspf, e), path,
+			  host, sizeof(host))) {
+		cli_error("cannot cat '%s': host path too long", path);
+		goto out;
+	}
+	ret = release_file(fspf, e, host, STDOUT_FILENO, "standard output");
+out:
 	fspf_free(fspf);
 	fsh_key_free(key);
 	return ret;
+}
+
+/* Extract one entry to @dst (files via a temporary name). Return: 0 or 1. */
+static int extract_entry(const struct fspf *fspf, const struct fspf_entry *e,
+			 const char *host, const char *dst)
+{
+	struct timespec ts[2] = { { 0, UTIME_OMIT },
+				  { e->mtime_ns / 1000000000,
+				    e->mtime_ns % 1000000000 } };
+	char *tmp = NULL;
+	int fd, ret = 1;
+
+	if (ts[1].tv_nsec < 0) {
+		ts[1].tv_sec--;
+		ts[1].tv_nsec += 1000000000;
+	}
+	switch (e->type) {
+	case FSPF_DIR:
+		if (mkdir(dst, 0700) < 0 && errno != EEXIST) {
+			cli_error("cannot create directory '%s': %s", dst,
+				  strerror(errno));
+			return 1;
+		}
+		return 0; /* mode and time once its contents are in */
+	case FSPF_SYMLINK:
+		if (symlink(e->target, dst) < 0) {
+			cli_error("cannot create symlink '%s': %s", dst,
+				  strerror(errno));
+			return 1;
+		}
+		return 0;
+	}
+	if (asprintf(&tmp, "%s.fshield-%ld.tmp", dst, (long)getpid()) < 0)
+		return 1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		cli_error("cannot create '%s': %s", tmp, strerror(errno));
+		free(tmp);
+		return 1;
+	}
+	if (!release_file(fspf, e, host, fd, dst)) {
+		if (fchmod(fd, e->mode) < 0 || futimens(fd, ts) < 0)
+			cli_error("cannot set the mode of '%s': %s", tmp,
+				  strerror(errno));
+		else if (close(fd) < 0)
+			cli_error("cannot write '%s': %s", tmp, strerror(errno));
+		else if (rename(tmp, dst) < 0)
+			cli_error("cannot rename '%s': %s", tmp, strerror(errno));
+		else
+			ret = 0;
+		fd = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (ret)
+		unlink(tmp);
+	free(tmp);
+	return ret;
+}
+
+int cmd_extract(int argc, char **argv)
+{
+	struct key_opts ko = KEY_OPTS_INIT;
+	char path[FSPF_PATH_MAX_BYTES], host[PATH_MAX], dst[PATH_MAX];
+	const char *root = "/", *output = NULL, *fspf_path;
+	uint8_t tag[FSH_TAG_BYTES];
+	struct fsh_key *key = NULL;
+	struct fspf *fspf = NULL;
+	size_t first, end, failed = 0, done = 0;
+	int ret;
+
+	ret = parse_read_opts(argc, argv, "extract",
+			      "extract FSPF [PATH] -o OUTPUT_DIR [--root DIR] [key and tag options]",
+			      &ko, &root, &output);
+	if (ret >= 0)
+		return ret;
+	if (argc - optind < 1 || argc - optind > 2)
+		return cli_usage("extract: expected FSPF and an optional PATH");
+	if (!output)
+		return cli_usage("extract: give the output directory with -o DIR");
+	fspf_path = argv[optind];
+	if (fspf_path_normalize(argc - optind == 2 ? argv[optind + 1] : "/",
+				path)) {
+		cli_error("bad path '%s': must be absolute, without '.' or '..'",
+			  argv[optind + 1]);
+		return 1;
+	}
+	if (cli_open_fspf(fspf_path, &ko, &fspf, &key, tag, NULL))
+		return 1;
+	if (mkdir(output, 0700) < 0 && errno != EEXIST) {
+		cli_error("cannot create output directory '%s': %s", output,
+			  strerror(errno));
+		goto out;
+	}
+	fspf_entry_range(fspf, path, &first, &end);
+	if (first == end) {
+		cli_error("cannot extract '%s': nothing recorded at or below it",
+			  path);
+		failed++;
+	}
+	for (size_t i = first; i < end; i++) {
+		const struct fspf_entry *e = fspf_entry(fspf, i);
+
+		if (cli_host_path(root, fspf_path, fspf_entry_region(fspf, e),
+				  e->path, host, sizeof(host)) ||
+		    snprintf(dst, sizeof(dst), "%s%s", output, e->path) >=
+			    (int)sizeof(dst)) {
+			cli_error("cannot extract '%s': path too long", e->path);
+			failed++;
+			continue;
+		}
+		{
+			/* Parents that are not recorded (above a region). */
+			char *slash = dst + strlen(output);
+
+			while ((slash = strchr(slash + 1, '/')) != NULL) {
+				*slash = '\0';
+				if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+					break;
+				*slash = '/';
+			}
+		}
+		if (extract_entry(fspf, e, host, dst))
+			failed++;
+		else
+			done++;
+	}
+	/* Directory modes and times last, deepest first. */
+	for (size_t i = end; i-- > first;) {
+		const struct fspf_entry *e = fspf_entry(fspf, i);
+		struct timespec ts[2] = { { 0, UTIME_OMIT },
+					  { e->mtime_ns / 1000000000,
+					    e->mtime_ns % 1000000000 } };
+
+		if (e->type != FSPF_DIR || ts[1].tv_nsec < 0)
+			continue;
+		snprintf(dst, sizeof(dst), "%s%s", output, e->path);
+		if (chmod(dst, e->mode) < 0 ||
+		    utimensat(AT_FDCWD, dst, ts, 0) < 0) {
+			cli_error("cannot set the mode of '%s': %s", dst,
+				  strerror(errno));
+			failed++;
+		}
+	}
+	if (failed) {
+		cli_error("extracted %zu entries of '%s' to '%s'; %zu failed and were left out",
+			  done, fspf_path, output, failed);
+		ret = 1;
+	} else {
+		printf("Extracted %zu verified entries of %s to %s\n", done,
+		       fspf_path, output);
+		ret = 0;
+	}
+out:
+	fspf_free(fspf);
+	fsh_key_free(key);
+	return ret ? 1 : 0;
 }
