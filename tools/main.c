@@ -320,6 +320,8 @@ int cmd_encrypt(int argc, char **argv)
 		{ "current-key-file", required_argument, NULL,
 		  OPT_CURRENT_KEY_FILE },
 		{ "key-fd", required_argument, NULL, OPT_KEY_FD },
+		{ "expected-tag", required_argument, NULL, OPT_EXPECTED_TAG },
+		{ "tag-file", required_argument, NULL, OPT_TAG_FILE },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -670,10 +672,24 @@ int cmd_create_volume(int argc, char **argv)
 		return 1;
 	}
 	ret = 1;
-	if (!force && lstat(fspf_path, &st) == 0) {
-		cli_error("cannot create volume '%s': '%s' exists already (use --force to replace it)",
-			  output, fspf_path);
-		goto out;
+	if (lstat(fspf_path, &st) == 0) {
+		struct stat a, b;
+
+		/*
+		 * In place, the files of an existing volume are ciphertext:
+		 * protecting them again would lose the plaintext for good.
+		 */
+		if (stat(source, &a) == 0 && stat(output, &b) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+			cli_error("cannot create volume '%s': it is a volume already ('%s' exists); extract it first, or protect a plain copy into another OUTPUT_PATH",
+				  output, fspf_path);
+			goto out;
+		}
+		if (!force) {
+			cli_error("cannot create volume '%s': '%s' exists already (use --force to replace it)",
+				  output, fspf_path);
+			goto out;
+		}
 	}
 	if (fspf_new(&fspf) || fsh_key_generate(FSH_FSPF_KEY_BYTES, &key)) {
 		cli_error("out of memory");
