@@ -1395,43 +1395,82 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int fspf_store(const struct fspf *f, const char *path,
-	       const struct fsh_key *key, uint8_t tag_ret[FSH_TAG_BYTES])
+struct fspf_pending {
+	char *path;
+	char *tmp;
+};
+
+void fspf_store_abort(struct fspf_pending *p)
 {
+	if (!p)
+		return;
+	if (p->tmp)
+		unlink(p->tmp);
+	free(p->tmp);
+	free(p->path);
+	free(p);
+}
+
+int fspf_store_begin(const struct fspf *f, const char *path,
+		     const struct fsh_key *key, struct fspf_pending **pending_ret,
+		     uint8_t tag_ret[FSH_TAG_BYTES])
+{
+	struct fspf_pending *p;
 	uint8_t tag[FSH_TAG_BYTES];
 	uint8_t *buf = NULL;
 	size_t size;
-	char *tmp = NULL, *dir = NULL, *slash;
-	int fd = -1, dfd, err;
+	int fd, err;
 
 	err = fspf_encode(f, key, &buf, &size, tag);
 	if (err)
 		return err;
-	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
-		tmp = NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->path = strdup(path)) ||
+	    asprintf(&p->tmp, "%s.tmp.XXXXXX", path) < 0) {
+		if (p)
+			p->tmp = NULL;
 		err = -ENOMEM;
-		goto out;
+		goto fail;
 	}
-	fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
+	fd = mkostemp(p->tmp, O_CLOEXEC); /* mode 0600 */
 	if (fd < 0) {
 		err = -errno;
-		free(tmp);
-		tmp = NULL;
-		goto out;
+		free(p->tmp);
+		p->tmp = NULL;
+		goto fail;
 	}
 	err = write_all(fd, buf, size);
 	if (!err && fsync(fd) < 0)
 		err = -errno;
 	if (close(fd) < 0 && !err)
 		err = -errno;
-	fd = -1;
-	if (!err && rename(tmp, path) < 0)
+	if (err)
+		goto fail;
+	free(buf);
+	if (tag_ret)
+		memcpy(tag_ret, tag, FSH_TAG_BYTES);
+	*pending_ret = p;
+	return 0;
+fail:
+	free(buf);
+	fspf_store_abort(p);
+	return err;
+}
+
+int fspf_store_finish(struct fspf_pending *p)
+{
+	char *dir, *slash;
+	int dfd, err = 0;
+
+	if (rename(p->tmp, p->path) < 0) {
 		err = -errno;
-	if (err) {
-		unlink(tmp);
-		goto out;
+		fspf_store_abort(p);
+		return err;
 	}
-	dir = strdup(path);
+	free(p->tmp);
+	p->tmp = NULL;
+	/* Make the rename itself durable. */
+	dir = strdup(p->path);
 	if (dir) {
 		slash = strrchr(dir, '/');
 		if (!slash)
@@ -1446,12 +1485,22 @@ int fspf_store(const struct fspf *f, const char *path,
 				err = -errno;
 			close(dfd);
 		}
+		free(dir);
 	}
+	fspf_store_abort(p);
+	return err;
+}
+
+int fspf_store(const struct fspf *f, const char *path,
+	       const struct fsh_key *key, uint8_t tag_ret[FSH_TAG_BYTES])
+{
+	struct fspf_pending *p;
+	uint8_t tag[FSH_TAG_BYTES];
+	int err = fspf_store_begin(f, path, key, &p, tag);
+
+	if (!err)
+		err = fspf_store_finish(p);
 	if (!err && tag_ret)
 		memcpy(tag_ret, tag, FSH_TAG_BYTES);
-out:
-	free(dir);
-	free(tmp);
-	free(buf);
 	return err;
 }

@@ -181,6 +181,32 @@ int fspf_load(const char *path, const struct fsh_key *key,
 int fspf_store(const struct fspf *fspf, const char *path,
 	       const struct fsh_key *key, uint8_t tag_ret[FSH_TAG_BYTES]);
 
+/**
+ * struct fspf_pending - an encoded fspf written and fsynced to a temporary
+ * file beside its destination, not yet renamed over it.
+ */
+struct fspf_pending;
+
+/**
+ * fspf_store_begin() - the first half of fspf_store(): encode, write and
+ * fsync a temporary file. Lets a caller do the slow, failure-prone part
+ * before it changes anything else, then commit with one rename.
+ * The tag in @tag_ret is the one the fspf will have once committed.
+ */
+int fspf_store_begin(const struct fspf *fspf, const char *path,
+		     const struct fsh_key *key, struct fspf_pending **pending_ret,
+		     uint8_t tag_ret[FSH_TAG_BYTES]);
+
+/**
+ * fspf_store_finish() - rename the temporary file over the destination and
+ * fsync the directory; frees @pending. On failure the temporary file is
+ * removed and the old fspf is untouched.
+ */
+int fspf_store_finish(struct fspf_pending *pending);
+
+/** fspf_store_abort() - remove the temporary file and free @pending. NULL-safe. */
+void fspf_store_abort(struct fspf_pending *pending);
+
 /** fspf_is_encrypted() - false when it was decoded from a zero-key fspf. */
 bool fspf_is_encrypted(const struct fspf *fspf);
 

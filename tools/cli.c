@@ -316,6 +316,39 @@ int cli_store_fspf(const struct fspf *fspf, const char *path,
 	return 0;
 }
 
+int store_hook_begin(void *arg)
+{
+	struct store_hook *h = arg;
+	int err = fspf_store_begin(h->fspf, h->path, h->key, &h->pending,
+				   h->tag);
+
+	if (err) {
+		cli_error("cannot write '%s': %s", h->path, fspf_strerror(err));
+		return 1;
+	}
+	return 0;
+}
+
+int store_hook_finish(struct store_hook *h, bool ok)
+{
+	int err;
+
+	if (!h->pending)
+		return ok ? 0 : 1;
+	if (!ok) {
+		fspf_store_abort(h->pending);
+		h->pending = NULL;
+		return 1;
+	}
+	err = fspf_store_finish(h->pending);
+	h->pending = NULL;
+	if (err) {
+		cli_error("cannot write '%s': %s", h->path, fspf_strerror(err));
+		return 1;
+	}
+	return 0;
+}
+
 int cli_write_secret_file(const char *path, const char *text)
 {
 	char *tmp = NULL;

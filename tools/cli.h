@@ -125,6 +125,24 @@ int cmd_create_volume(int argc, char **argv);
  * changed; the caller must not store it).
  */
 int protect_tree(struct fspf *fspf, const char *embed, const char *source,
-		 const char *output, const char *skip_name);
+		 const char *output, const char *skip_name,
+		 int (*before_rename)(void *arg), void *arg);
+
+/*
+ * Storing the fspf around protect_tree(): the new fspf is written to a
+ * temporary file once every output is sealed and before any is renamed
+ * into place, then committed with one rename. A full disk or an I/O error
+ * while writing the fspf thus leaves the outputs and the fspf as they were.
+ */
+struct store_hook {
+	const struct fspf *fspf;
+	const char *path;
+	const struct fsh_key *key;
+	struct fspf_pending *pending;
+	uint8_t tag[FSH_TAG_BYTES];
+};
+
+int store_hook_begin(void *hook); /* 0, or 1 after printing an error */
+int store_hook_finish(struct store_hook *hook, bool ok); /* 0 or 1 (printed) */
 
 #endif /* CLI_H */

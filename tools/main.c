@@ -262,13 +262,17 @@ int cmd_addf(int argc, char **argv)
 	path = argv[optind];
 	if (cli_open_fspf(path, &ko, &fspf, &key, tag, NULL))
 		return 1;
-	ret = protect_tree(fspf, argv[optind + 1], argv[optind + 2],
-			   argc - optind == 4 ? argv[optind + 3] : NULL, NULL);
-	if (!ret)
-		ret = cli_store_fspf(fspf, path, key, tag);
-	if (!ret)
-		print_tag_line("Added files to file system protection file ",
-			       path, " new", tag);
+	{
+		struct store_hook hook = { fspf, path, key, NULL, { 0 } };
+
+		ret = protect_tree(fspf, argv[optind + 1], argv[optind + 2],
+				   argc - optind == 4 ? argv[optind + 3] : NULL,
+				   NULL, store_hook_begin, &hook);
+		ret = store_hook_finish(&hook, ret == 0);
+		if (!ret)
+			print_tag_line("Added files to file system protection file ",
+				       path, " new", hook.tag);
+	}
 	fspf_free(fspf);
 	fsh_key_free(key);
 	return ret;
@@ -699,10 +703,16 @@ int cmd_create_volume(int argc, char **argv)
 		cli_error("cannot create volume '%s': %s", output, why);
 		goto out;
 	}
-	if (protect_tree(fspf, "/", source, output, "volume.fspf"))
-		goto out;
-	if (cli_store_fspf(fspf, fspf_path, key, tag))
-		goto out;
+	{
+		struct store_hook hook = { fspf, fspf_path, key, NULL, { 0 } };
+
+		ret = protect_tree(fspf, "/", source, output, "volume.fspf",
+				   store_hook_begin, &hook);
+		ret = store_hook_finish(&hook, ret == 0);
+		if (ret)
+			goto out;
+		memcpy(tag, hook.tag, sizeof(tag));
+	}
 	ret = report_new_key("Created volume in ", output, tag, key, key_file,
 			     envar);
 out:

@@ -439,7 +439,8 @@ static void undo(struct protect *p, struct made_dir *dirs, size_t dir_count,
 }
 
 int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
-		 const char *output, const char *skip_name)
+		 const char *output, const char *skip_name,
+		 int (*before_rename)(void *arg), void *arg)
 {
 	struct walk w = { .source = source, .skip_name = skip_name };
 	struct protect p = { .fspf = fspf };
@@ -683,6 +684,8 @@ int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
 		goto out;
 	}
 
+	if (before_rename && before_rename(arg))
+		goto out;
 	/* Everything is sealed: put the outputs in place. */
 	for (size_t i = 0; output && i < p.job_count; i++) {
 		struct job *j = &p.jobs[i];
