@@ -349,6 +349,23 @@ int store_hook_finish(struct store_hook *h, bool ok)
 	return 0;
 }
 
+int cli_write_all(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 int cli_write_secret_file(const char *path, const char *text)
 {
 	char *tmp = NULL;
@@ -363,8 +380,7 @@ int cli_write_secret_file(const char *path, const char *text)
 		free(tmp);
 		return err;
 	}
-	if (write(fd, text, len) != (ssize_t)len)
-		err = errno ? -errno : -EIO;
+	err = cli_write_all(fd, text, len);
 	if (!err && fsync(fd) < 0)
 		err = -errno;
 	if (close(fd) < 0 && !err)

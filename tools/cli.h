@@ -73,6 +73,9 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 int cli_store_fspf(const struct fspf *fspf, const char *path,
 		   const struct fsh_key *key, uint8_t tag_ret[FSH_TAG_BYTES]);
 
+/* write(2) all of @p, retrying short writes. Return: 0 or -errno. */
+int cli_write_all(int fd, const void *p, size_t n);
+
 /* Write @text to @path atomically with mode 0600. Return: 0 or -errno. */
 int cli_write_secret_file(const char *path, const char *text);
 

@@ -70,6 +70,22 @@ static int bad_option(const char *cmd, int c, char **argv)
 	return cli_usage("%s: unknown option '%s'", cmd, argv[optind - 1]);
 }
 
+/* -c BYTES and -k BITS of addr and create-volume. Return: 0 or a usage exit. */
+static int parse_size_opt(int c, const char *arg, const char *cmd,
+			  uint64_t *chunk, uint64_t *bits)
+{
+	if (c == 'c' && cli_parse_u64(arg, FSPF_MIN_CHUNK_BYTES,
+				      FSPF_MAX_CHUNK_BYTES, chunk))
+		return cli_usage("%s: chunk length '%s' must be a number of bytes from %u to %u",
+				 cmd, arg, FSPF_MIN_CHUNK_BYTES,
+				 FSPF_MAX_CHUNK_BYTES);
+	if (c == 'k' && (cli_parse_u64(arg, 128, 256, bits) ||
+			 (*bits != 128 && *bits != 192 && *bits != 256)))
+		return cli_usage("%s: key length '%s' must be 128, 192 or 256 (bits)",
+				 cmd, arg);
+	return 0;
+}
+
 int cmd_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -167,19 +183,11 @@ int cmd_addr(int argc, char **argv)
 			r.kernel = NULL;
 			break;
 		case 'c':
-			if (cli_parse_u64(optarg, FSPF_MIN_CHUNK_BYTES,
-					  FSPF_MAX_CHUNK_BYTES, &chunk))
-				return cli_usage("addr: chunk length '%s' must be a number of bytes from %u to %u",
-						 optarg, FSPF_MIN_CHUNK_BYTES,
-						 FSPF_MAX_CHUNK_BYTES);
-			set_chunk = true;
-			break;
 		case 'k':
-			if (cli_parse_u64(optarg, 128, 256, &bits) ||
-			    (bits != 128 && bits != 192 && bits != 256))
-				return cli_usage("addr: key length '%s' must be 128, 192 or 256 (bits)",
-						 optarg);
-			set_bits = true;
+			if ((ret = parse_size_opt(c, optarg, "addr", &chunk, &bits)))
+				return ret;
+			set_chunk |= c == 'c';
+			set_bits |= c == 'k';
 			break;
 		case 'h':
 			fputs(USAGE, stdout);
@@ -628,17 +636,10 @@ int cmd_create_volume(int argc, char **argv)
 			r.protection = c == 'e' ? FSPF_ENCRYPTED : FSPF_AUTHENTICATED;
 			break;
 		case 'c':
-			if (cli_parse_u64(optarg, FSPF_MIN_CHUNK_BYTES,
-					  FSPF_MAX_CHUNK_BYTES, &chunk))
-				return cli_usage("create-volume: chunk length '%s' must be a number of bytes from %u to %u",
-						 optarg, FSPF_MIN_CHUNK_BYTES,
-						 FSPF_MAX_CHUNK_BYTES);
-			break;
 		case 'k':
-			if (cli_parse_u64(optarg, 128, 256, &bits) ||
-			    (bits != 128 && bits != 192 && bits != 256))
-				return cli_usage("create-volume: key length '%s' must be 128, 192 or 256 (bits)",
-						 optarg);
+			if ((ret = parse_size_opt(c, optarg, "create-volume",
+						  &chunk, &bits)))
+				return ret;
 			break;
 		case 'v':
 			if (strcmp(optarg, "1") != 0) {

@@ -521,21 +521,6 @@ out:
 	return ret;
 }
 
-static int write_fd(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /*
  * Write the verified plaintext of file @e (stored at @host) to @out_fd,
  * chunk by chunk: a chunk's bytes are written only after it verified, and
@@ -597,13 +582,13 @@ static int release_file(const struct fspf *fspf, const struct fspf_entry *e,
 					    cl) == 0)
 				continue;
 			/* Release what verified, nothing of the bad chunk. */
-			write_fd(out_fd, buf, ok);
+			cli_write_all(out_fd, buf, ok);
 			cli_error("'%s': chunk %" PRIu64 " (bytes %" PRIu64
 				  " to %" PRIu64 ") of '%s' failed verification",
 				  e->path, idx, off + ok, off + ok + cl - 1, host);
 			goto out;
 		}
-		err = write_fd(out_fd, buf, len);
+		err = cli_write_all(out_fd, buf, len);
 		if (err) {
 			cli_error("cannot write to '%s': %s", out_name,
 				  strerror(-err));
