@@ -284,6 +284,11 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 		cli_error("cannot open '%s': %s", path, fspf_strerror(err));
 		goto fail;
 	}
+	if (ko->reader && key && !fspf_is_encrypted(fspf)) {
+		cli_error("cannot open '%s': a key was given but the fspf is not encrypted: it may have been replaced by anyone (an fspf sealed under the all-zero key proves nothing); refusing",
+			  path);
+		goto fail;
+	}
 	if (have && !fsh_memeq(expected, tag_ret, FSH_TAG_BYTES)) {
 		char want[FSH_TAG_HEX_BYTES + 1], got[FSH_TAG_HEX_BYTES + 1];
 

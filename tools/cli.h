@@ -26,9 +26,15 @@ struct key_opts {
 	const char *key_arg; /* positional: works, with a warning */
 	const char *tag_hex;
 	const char *tag_file;
+	/*
+	 * Commands that only read (show, verify, cat, extract) refuse an fspf
+	 * that was never encrypted when a key is given: anyone can forge one.
+	 */
+	bool reader;
 };
 
-#define KEY_OPTS_INIT { NULL, -1, NULL, NULL, NULL }
+#define KEY_OPTS_INIT { NULL, -1, NULL, NULL, NULL, false }
+#define KEY_OPTS_READER { NULL, -1, NULL, NULL, NULL, true }
 
 /*
  * getopt_long codes of the shared key and tag options; each subcommand that

@@ -115,11 +115,9 @@ int cmd_create(int argc, char **argv)
 	if ((ret = positionals(argc, argv, 1, 2, "create")))
 		return ret;
 	path = argv[optind];
-	if (argc - optind == 2 && strcmp(argv[optind + 1], "1") != 0) {
-		cli_error("unsupported fspf version '%s': this fshield writes version 1",
-			  argv[optind + 1]);
-		return 1;
-	}
+	if (argc - optind == 2 && strcmp(argv[optind + 1], "1") != 0)
+		return cli_usage("create: unsupported fspf version '%s': this fshield writes version 1",
+				 argv[optind + 1]);
 	if (!force && lstat(path, &st) == 0) {
 		cli_error("cannot create '%s': it exists already (use --force to replace it)",
 			  path);
@@ -286,41 +284,87 @@ int cmd_addf(int argc, char **argv)
 	return ret;
 }
 
-/* Print the encrypt line and write --key-file. Return: 0 or 1. */
+/*
+ * Hand out a new key: write --key-file, then print the encrypt line (or the
+ * volume's export lines). Both happen before the fspf sealed under that key
+ * is committed, so a key that cannot be handed out is never the only way
+ * into the tree. The line is formatted in locked memory and written without
+ * stdio buffering. Return: 0, or 1 after printing an error (and removing a
+ * key file it wrote).
+ */
 static int report_new_key(const char *line_prefix, const char *path,
 			  const uint8_t tag[FSH_TAG_BYTES],
 			  const struct fsh_key *key, const char *key_file,
 			  bool envar)
 {
+	enum { LINE_BYTES = 8192 };
 	char tag_hex[FSH_TAG_HEX_BYTES + 1];
 	char *key_hex = fsh_secure_alloc(FSH_FSPF_KEY_HEX_BYTES + 2);
-	int err;
+	char *line = fsh_secure_alloc(LINE_BYTES);
+	int n, err, ret = 1;
 
-	if (!key_hex) {
+	if (!key_hex || !line) {
 		cli_error("out of memory");
-		return 1;
+		goto out;
 	}
 	cli_tag_hex(tag, tag_hex);
 	fsh_hex_encode(fsh_key_bytes(key), fsh_key_size(key), key_hex);
+	if (envar)
+		n = snprintf(line, LINE_BYTES,
+			     "export VOLUME_KEY=%s\nexport VOLUME_TAG=%s\n",
+			     key_hex, tag_hex);
+	else
+		n = snprintf(line, LINE_BYTES, "%s%s AES-GCM tag: %s key: %s\n",
+			     line_prefix, path, tag_hex, key_hex);
+	if (n < 0 || n >= LINE_BYTES) {
+		cli_error("path too long: '%s'", path);
+		goto out;
+	}
 	if (key_file) {
 		strcat(key_hex, "\n");
 		err = cli_write_secret_file(key_file, key_hex);
-		key_hex[FSH_FSPF_KEY_HEX_BYTES] = '\0';
 		if (err) {
-			cli_error("cannot write key file '%s': %s", key_file,
-				  strerror(-err));
-			fsh_secure_free(key_hex);
-			return 1;
+			cli_error("cannot write key file '%s': %s; nothing was changed",
+				  key_file, strerror(-err));
+			goto out;
 		}
 	}
-	if (envar)
-		printf("export VOLUME_KEY=%s\nexport VOLUME_TAG=%s\n", key_hex,
-		       tag_hex);
-	else
-		printf("%s%s AES-GCM tag: %s key: %s\n", line_prefix, path,
-		       tag_hex, key_hex);
 	fflush(stdout);
+	err = cli_write_all(STDOUT_FILENO, line, (size_t)n);
+	if (err) {
+		cli_error("cannot print the new key to standard output: %s; nothing was changed",
+			  strerror(-err));
+		if (key_file)
+			unlink(key_file);
+		goto out;
+	}
+	ret = 0;
+out:
+	fsh_secure_free(line);
 	fsh_secure_free(key_hex);
+	return ret;
+}
+
+/* create-volume's hook: write the fspf, then hand out its key, before any
+ * output replaces a plaintext file. */
+struct volume_hook {
+	struct store_hook store;
+	const char *output;
+	const char *key_file;
+	bool envar;
+};
+
+static int volume_hook_begin(void *arg)
+{
+	struct volume_hook *h = arg;
+
+	if (store_hook_begin(&h->store))
+		return 1;
+	if (report_new_key("Created volume in ", h->output, h->store.tag,
+			   h->store.key, h->key_file, h->envar)) {
+		store_hook_finish(&h->store, false);
+		return 1;
+	}
 	return 0;
 }
 
@@ -374,10 +418,21 @@ int cmd_encrypt(int argc, char **argv)
 		cli_error("out of memory");
 		goto out;
 	}
-	if (cli_store_fspf(fspf, path, fresh, tag))
-		goto out;
-	ret = report_new_key("Encrypted file system protection file ", path,
-			     tag, fresh, out_key_file, false);
+	{
+		struct store_hook hook = { fspf, path, fresh, NULL, { 0 } };
+
+		if (store_hook_begin(&hook))
+			goto out;
+		if (report_new_key("Encrypted file system protection file ",
+				   path, hook.tag, fresh, out_key_file, false)) {
+			store_hook_finish(&hook, false);
+			goto out;
+		}
+		ret = store_hook_finish(&hook, true);
+		if (ret)
+			cli_error("the key printed above was not put to use: '%s' is unchanged",
+				  path);
+	}
 out:
 	fspf_free(fspf);
 	fsh_key_free(key);
@@ -518,7 +573,7 @@ int cmd_show(int argc, char **argv)
 		KEY_LONG_OPTIONS,
 		{ 0 },
 	};
-	struct key_opts ko = KEY_OPTS_INIT;
+	struct key_opts ko = KEY_OPTS_READER;
 	uint8_t tag[FSH_TAG_BYTES];
 	struct fsh_key *key = NULL;
 	struct fspf *fspf = NULL;
@@ -620,7 +675,6 @@ int cmd_create_volume(int argc, char **argv)
 				 .storage = FSPF_KERNEL };
 	const char *source, *output, *key_file = NULL, *why;
 	uint64_t chunk = FSPF_DEFAULT_CHUNK_BYTES, bits = 256;
-	uint8_t tag[FSH_TAG_BYTES];
 	struct fsh_key *key = NULL;
 	struct fspf *fspf = NULL;
 	bool force = false, envar = false;
@@ -642,11 +696,9 @@ int cmd_create_volume(int argc, char **argv)
 				return ret;
 			break;
 		case 'v':
-			if (strcmp(optarg, "1") != 0) {
-				cli_error("unsupported fspf version '%s': this fshield writes version 1",
-					  optarg);
-				return 1;
-			}
+			if (strcmp(optarg, "1") != 0)
+				return cli_usage("create-volume: unsupported fspf version '%s': this fshield writes version 1",
+						 optarg);
 			break;
 		case 'f':
 			force = true;
@@ -705,17 +757,13 @@ int cmd_create_volume(int argc, char **argv)
 		goto out;
 	}
 	{
-		struct store_hook hook = { fspf, fspf_path, key, NULL, { 0 } };
+		struct volume_hook hook = { { fspf, fspf_path, key, NULL, { 0 } },
+					    output, key_file, envar };
 
 		ret = protect_tree(fspf, "/", source, output, "volume.fspf",
-				   store_hook_begin, &hook);
-		ret = store_hook_finish(&hook, ret == 0);
-		if (ret)
-			goto out;
-		memcpy(tag, hook.tag, sizeof(tag));
+				   volume_hook_begin, &hook);
+		ret = store_hook_finish(&hook.store, ret == 0);
 	}
-	ret = report_new_key("Created volume in ", output, tag, key, key_file,
-			     envar);
 out:
 	free(fspf_path);
 	fspf_free(fspf);
@@ -762,9 +810,18 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++) {
 		if (!strcmp(argv[1], COMMANDS[i].name)) {
+			int ret;
+
 			opterr = 0;
 			optind = 1;
-			return COMMANDS[i].fn(argc - 1, argv + 1);
+			ret = COMMANDS[i].fn(argc - 1, argv + 1);
+			/* A tag or listing that did not reach stdout is a failure. */
+			if (fflush(stdout) != 0 || ferror(stdout)) {
+				cli_error("cannot write to standard output: %s",
+					  strerror(errno ? errno : EIO));
+				return ret ? ret : 1;
+			}
+			return ret;
 		}
 	}
 	return cli_usage("unknown command '%s'", argv[1]);

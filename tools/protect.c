@@ -215,7 +215,8 @@ static int open_job(struct protect *p, struct job *j)
 {
 	struct stat st;
 
-	j->src_fd = open(j->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	j->src_fd = open(j->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+					 O_NONBLOCK);
 	if (j->src_fd < 0) {
 		set_error(p, "cannot open", j->src, strerror(errno));
 		return 1;
@@ -509,8 +510,10 @@ int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
 			return 1;
 		}
 		if (stat(output, &out_st) < 0 || !S_ISDIR(out_st.st_mode)) {
+			bool exists = errno == EEXIST;
+
 			cli_error("cannot use output directory '%s': %s", output,
-				  errno ? strerror(errno) : "not a directory");
+				  exists ? "not a directory" : strerror(errno));
 			close(sfd);
 			goto out;
 		}
@@ -648,6 +651,32 @@ int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
 		}
 	}
 	if (output) {
+		/*
+		 * Renames cannot be undone once done: find every one that would
+		 * fail (a file or symlink where a directory stands) first.
+		 */
+		for (size_t i = 0; i < w.items.count; i++) {
+			const struct item *x = &w.items.v[i];
+			char *dst;
+			struct stat dst_st;
+			bool bad;
+
+			if (S_ISDIR(x->st.st_mode))
+				continue;
+			dst = join(output, x->rel);
+			if (!dst) {
+				cli_error("out of memory");
+				goto out;
+			}
+			bad = lstat(dst, &dst_st) == 0 && S_ISDIR(dst_st.st_mode);
+			if (bad)
+				cli_error("cannot replace directory '%s' with %s",
+					  dst, S_ISLNK(x->st.st_mode) ? "a symlink"
+								      : "a file");
+			free(dst);
+			if (bad)
+				goto out;
+		}
 		if (make_output_dirs(output, &w.items, dirs, &dir_count))
 			goto out;
 		for (size_t i = 0; i < w.items.count; i++) {

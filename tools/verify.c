@@ -14,7 +14,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +38,8 @@ struct vjob {
 	int fd;
 	pthread_mutex_t lock;
 	bool opened;
-	atomic_uint failures;
+	uint64_t *failed; /* indices of chunks that failed, under @lock */
+	size_t failed_count, failed_cap;
 };
 
 struct vseg {
@@ -112,6 +112,13 @@ static int problem_cmp(const void *a, const void *b)
 	if (c)
 		return c;
 	return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 static const char *kind_of(mode_t m)
@@ -279,7 +286,8 @@ static int verify_segment(void *ctx, size_t index, unsigned worker)
 	pthread_mutex_lock(&j->lock);
 	if (!j->opened) {
 		j->opened = true;
-		j->fd = open(j->host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+		j->fd = open(j->host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+					      O_NOCTTY | O_NONBLOCK);
 		if (j->fd < 0)
 			report(v, j->entry->path, UINT64_MAX, "cannot open '%s': %s",
 			       j->host, strerror(errno));
@@ -314,11 +322,21 @@ static int verify_segment(void *ctx, size_t index, unsigned worker)
 		if (fspf_chunk_open(aead, r, j->entry, idx, buf + co, buf + co,
 				    cl) == 0)
 			continue;
-		if (atomic_fetch_add(&j->failures, 1) < MAX_CHUNK_REPORTS_PER_FILE)
-			report(v, j->entry->path, idx,
-			       "chunk %" PRIu64 " (bytes %" PRIu64 " to %" PRIu64
-			       "): verification failed",
-			       idx, off + co, off + co + cl - 1);
+		pthread_mutex_lock(&j->lock);
+		if (j->failed_count == j->failed_cap) {
+			size_t cap = j->failed_cap ? 2 * j->failed_cap : 8;
+			uint64_t *f = realloc(j->failed, cap * sizeof(*f));
+
+			if (f) {
+				j->failed = f;
+				j->failed_cap = cap;
+			}
+		}
+		if (j->failed_count < j->failed_cap)
+			j->failed[j->failed_count++] = idx;
+		else
+			v->oom = true;
+		pthread_mutex_unlock(&j->lock);
 	}
 	fsh_aead_free(aead);
 	fsh_wipe(buf, len);
@@ -335,7 +353,7 @@ int cmd_verify(int argc, char **argv)
 		KEY_LONG_OPTIONS,
 		{ 0 },
 	};
-	struct key_opts ko = KEY_OPTS_INIT;
+	struct key_opts ko = KEY_OPTS_READER;
 	struct verify v = { .root = "/" };
 	uint8_t tag[FSH_TAG_BYTES];
 	struct fsh_key *key = NULL;
@@ -343,7 +361,7 @@ int cmd_verify(int argc, char **argv)
 	bool have_expected = false;
 	struct stat st;
 	int c, ret;
-	size_t seg_bytes = 0;
+	size_t seg_bytes = 0, total;
 
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
@@ -363,9 +381,10 @@ int cmd_verify(int argc, char **argv)
 						 argv[optind - 1]);
 		}
 	}
-	if (argc - optind != 1)
-		return cli_usage(argc - optind < 1 ? "verify: missing FSPF"
-						   : "verify: unexpected argument '%s'",
+	if (argc - optind < 1)
+		return cli_usage("verify: missing FSPF");
+	if (argc - optind > 1)
+		return cli_usage("verify: unexpected argument '%s'",
 				 argv[optind + 1]);
 	v.fspf_path = argv[optind];
 	if (cli_open_fspf(v.fspf_path, &ko, &v.fspf, &key, tag, &have_expected))
@@ -460,11 +479,36 @@ int cmd_verify(int argc, char **argv)
 	v.progress = progress_start("verify", v.job_count, v.bytes);
 	run_parallel(v.seg_count, threads, verify_segment, &v);
 	progress_end(v.progress);
+
+	/* The first few failed chunks of each file, in order; then a count. */
+	total = v.problem_count;
+	for (size_t i = 0; i < v.job_count; i++) {
+		struct vjob *j = &v.jobs[i];
+		uint64_t cs = j->region->chunk_size;
+
+		if (!j->failed_count)
+			continue;
+		total += j->failed_count;
+		qsort(j->failed, j->failed_count, sizeof(*j->failed), u64_cmp);
+		for (size_t k = 0; k < j->failed_count &&
+				   k < MAX_CHUNK_REPORTS_PER_FILE; k++) {
+			uint64_t idx = j->failed[k], a = idx * cs;
+			uint64_t b = a + cs < j->entry->size ? a + cs : j->entry->size;
+
+			report(&v, j->entry->path, idx,
+			       "chunk %" PRIu64 " (bytes %" PRIu64 " to %" PRIu64
+			       "): verification failed",
+			       idx, a, b - 1);
+		}
+		if (j->failed_count > MAX_CHUNK_REPORTS_PER_FILE)
+			report(&v, j->entry->path, UINT64_MAX - 1,
+			       "... and %zu more chunks failed verification",
+			       j->failed_count - MAX_CHUNK_REPORTS_PER_FILE);
+	}
 	if (v.oom) {
 		cli_error("out of memory while verifying");
 		goto out;
 	}
-
 	if (v.problem_count)
 		qsort(v.problems, v.problem_count, sizeof(*v.problems),
 		      problem_cmp);
@@ -473,18 +517,10 @@ int cmd_verify(int argc, char **argv)
 
 		printf("%s: %s\n", pr->path, pr->msg);
 	}
-	for (size_t i = 0; i < v.job_count; i++) {
-		unsigned f = atomic_load(&v.jobs[i].failures);
-
-		if (f > MAX_CHUNK_REPORTS_PER_FILE)
-			printf("%s: ... and %u more chunks failed verification\n",
-			       v.jobs[i].entry->path, f - MAX_CHUNK_REPORTS_PER_FILE);
-	}
-	if (v.problem_count) {
+	if (total) {
 		fflush(stdout);
 		cli_error("verification of '%s' failed: %zu problem%s",
-			  v.fspf_path, v.problem_count,
-			  v.problem_count == 1 ? "" : "s");
+			  v.fspf_path, total, total == 1 ? "" : "s");
 		goto out;
 	}
 	{
@@ -507,6 +543,7 @@ out:
 		if (v.jobs[i].fd >= 0)
 			close(v.jobs[i].fd);
 		free(v.jobs[i].host);
+		free(v.jobs[i].failed);
 		pthread_mutex_destroy(&v.jobs[i].lock);
 	}
 	for (unsigned t = 0; v.buffers && t < threads; t++)
@@ -536,7 +573,8 @@ static int release_file(const struct fspf *fspf, const struct fspf_entry *e,
 	struct stat st;
 	int fd, ret = 1, err;
 
-	fd = open(host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO put in a file's place must not hang us. */
+	fd = open(host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		cli_error("cannot open '%s': %s", host, strerror(errno));
 		goto out;
@@ -550,7 +588,9 @@ static int release_file(const struct fspf *fspf, const struct fspf_entry *e,
 	buf_size = (SEGMENT_TARGET_BYTES / r->chunk_size) * r->chunk_size;
 	if (buf_size < r->chunk_size)
 		buf_size = r->chunk_size;
-	buf = malloc(buf_size);
+	if (buf_size > e->chunk_count * r->chunk_size)
+		buf_size = e->chunk_count * r->chunk_size; /* small files */
+	buf = malloc(buf_size ? buf_size : 1);
 	if (!buf || fsh_aead_new(fspf_entry_key(fspf, e), r->key_size, &aead)) {
 		cli_error("out of memory");
 		goto out;
@@ -651,7 +691,7 @@ static int parse_read_opts(int argc, char **argv, const char *cmd,
 
 int cmd_cat(int argc, char **argv)
 {
-	struct key_opts ko = KEY_OPTS_INIT;
+	struct key_opts ko = KEY_OPTS_READER;
 	char path[FSPF_PATH_MAX_BYTES], host[PATH_MAX];
 	const char *root = "/", *fspf_path;
 	uint8_t tag[FSH_TAG_BYTES];
@@ -764,7 +804,7 @@ static int extract_entry(const struct fspf *fspf, const struct fspf_entry *e,
 
 int cmd_extract(int argc, char **argv)
 {
-	struct key_opts ko = KEY_OPTS_INIT;
+	struct key_opts ko = KEY_OPTS_READER;
 	char path[FSPF_PATH_MAX_BYTES], host[PATH_MAX], dst[PATH_MAX];
 	const char *root = "/", *output = NULL, *fspf_path;
 	uint8_t tag[FSH_TAG_BYTES];
