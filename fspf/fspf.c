@@ -140,6 +140,39 @@ int fspf_path_normalize(const char *path, char *out)
 	return 0;
 }
 
+/*
+ * A kernel directory in normal form: an absolute one as fspf_path_normalize();
+ * a relative one (a volume's ".") without empty or "." components, "." when
+ * nothing is left. ".." is refused in both.
+ */
+static int kernel_normalize(const char *in, char *out)
+{
+	char buf[FSPF_PATH_MAX_BYTES + 1];
+	int err;
+
+	if (!in || !*in || strlen(in) >= FSPF_PATH_MAX_BYTES)
+		return -EINVAL;
+	if (in[0] == '/')
+		return fspf_path_normalize(in, out);
+	buf[0] = '/';
+	strcpy(buf + 1, in);
+	err = fspf_path_normalize(buf, out);
+	if (err)
+		return err;
+	if (strcmp(out, "/") == 0)
+		strcpy(out, ".");
+	else
+		memmove(out, out + 1, strlen(out));
+	return 0;
+}
+
+static bool kernel_valid(const char *k)
+{
+	char norm[FSPF_PATH_MAX_BYTES];
+
+	return kernel_normalize(k, norm) == 0 && strcmp(norm, k) == 0;
+}
+
 bool fspf_path_contains(const char *prefix, const char *path)
 {
 	size_t n = strlen(prefix);
@@ -379,7 +412,7 @@ static bool kernels_consistent(const struct fspf_region *a,
 int fspf_region_add(struct fspf *f, const struct fspf_region *in,
 		    const char **why_ret)
 {
-	char path[FSPF_PATH_MAX_BYTES];
+	char path[FSPF_PATH_MAX_BYTES], kernel[FSPF_PATH_MAX_BYTES];
 	struct fspf_region r = *in, *regions;
 	size_t pos, cur;
 	bool has_root = false;
@@ -394,9 +427,12 @@ int fspf_region_add(struct fspf *f, const struct fspf_region *in,
 		*why_ret = "invalid protection, storage, key length or chunk length";
 		return -EINVAL;
 	}
-	if (r.kernel && (!*r.kernel || strlen(r.kernel) >= FSPF_PATH_MAX_BYTES)) {
-		*why_ret = "invalid kernel directory";
-		return -EINVAL;
+	if (r.kernel) {
+		if (kernel_normalize(in->kernel, kernel)) {
+			*why_ret = "invalid kernel directory: no '..' allowed";
+			return -EINVAL;
+		}
+		r.kernel = kernel;
 	}
 	for (size_t i = 0; i < f->region_count; i++) {
 		if (strcmp(f->regions[i].path, path) == 0) {
@@ -439,7 +475,7 @@ int fspf_region_add(struct fspf *f, const struct fspf_region *in,
 		return -ENOMEM;
 	f->regions = regions;
 	r.path = strdup(path);
-	r.kernel = in->kernel ? strdup(in->kernel) : NULL;
+	r.kernel = in->kernel ? strdup(kernel) : NULL;
 	if (!r.path || (in->kernel && !r.kernel)) {
 		region_clear(&r);
 		return -ENOMEM;
@@ -754,7 +790,9 @@ int fspf_chunk_seal(struct fsh_aead *aead, const struct fspf_region *r,
 	struct fspf_chunk *c;
 	int err;
 
-	if (index >= e->chunk_count || size > r->chunk_size || !size)
+	if (index >= e->chunk_count || size > r->chunk_size || !size ||
+	    (r->protection != FSPF_ENCRYPTED &&
+	     r->protection != FSPF_AUTHENTICATED))
 		return -EINVAL;
 	c = &e->chunks[index];
 	err = fsh_nonce(c->nonce);
@@ -798,8 +836,8 @@ int fspf_chunk_open(struct fsh_aead *aead, const struct fspf_region *r,
 		err = fsh_aead_mac_verify(aead, c->nonce, ad, sizeof(ad), in,
 					  size, c->tag);
 		if (err) {
-			if (out != in)
-				fsh_wipe(out, size);
+			/* Verify before release: in place too, nothing stays. */
+			fsh_wipe(out, size);
 			return err;
 		}
 		if (out != in)
@@ -926,7 +964,7 @@ static int decode_regions(struct fspf *f, struct cursor *c,
 			return -EUCLEAN;
 		if (r->storage == FSPF_KERNEL) {
 			r->kernel = take_string(strings, ss, ko, kl);
-			if (!r->kernel)
+			if (!r->kernel || !kernel_valid(r->kernel))
 				return -EUCLEAN;
 		} else if (ko || kl) {
 			return -EUCLEAN;
@@ -1183,12 +1221,35 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 		err = -EINVAL;
 		goto out;
 	}
+	/* Never write what the decoder would refuse. */
+	for (size_t i = 0; i < f->region_count; i++)
+		if (!region_params_ok(&f->regions[i]) ||
+		    !fspf_path_valid(f->regions[i].path,
+				     strlen(f->regions[i].path)) ||
+		    (f->regions[i].kernel && !kernel_valid(f->regions[i].kernel)) ||
+		    (i && path_cmp(f->regions[i - 1].path, f->regions[i].path) >= 0)) {
+			err = -EINVAL;
+			goto out;
+		}
 	for (size_t i = 0; i < f->entry_count; i++) {
 		const struct fspf_entry *e = &f->entries[i];
+		const struct fspf_region *r = fspf_entry_region(f, e);
+		const char *why;
 
+		if (!entry_fields_ok(e, &why) || !r ||
+		    r->protection == FSPF_NOT_PROTECTED ||
+		    r->storage != FSPF_KERNEL ||
+		    (i && path_cmp(f->entries[i - 1].path, e->path) >= 0) ||
+		    (e->type == FSPF_FILE &&
+		     e->chunk_count != fspf_chunk_count(e->size, r->chunk_size)) ||
+		    (e->type == FSPF_DIR && e->size) ||
+		    (e->type == FSPF_SYMLINK && e->size != strlen(e->target))) {
+			err = -EINVAL;
+			goto out;
+		}
 		if (e->type == FSPF_FILE) {
 			cc += e->chunk_count;
-			ks += fspf_entry_region(f, e)->key_size;
+			ks += r->key_size;
 		}
 	}
 	/* Sizes first: strings are laid out while the records are written. */
