@@ -147,22 +147,37 @@ int fspf_path_normalize(const char *path, char *out)
  */
 static int kernel_normalize(const char *in, char *out)
 {
-	char buf[FSPF_PATH_MAX_BYTES + 1];
-	int err;
+	size_t o = 0;
+	const char *p = in;
 
 	if (!in || !*in || strlen(in) >= FSPF_PATH_MAX_BYTES)
 		return -EINVAL;
 	if (in[0] == '/')
 		return fspf_path_normalize(in, out);
-	buf[0] = '/';
-	strcpy(buf + 1, in);
-	err = fspf_path_normalize(buf, out);
-	if (err)
-		return err;
-	if (strcmp(out, "/") == 0)
-		strcpy(out, ".");
-	else
-		memmove(out, out + 1, strlen(out));
+	while (*p) {
+		const char *c;
+		size_t n;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		c = p;
+		while (*p && *p != '/')
+			p++;
+		n = (size_t)(p - c);
+		if (n == 1 && c[0] == '.')
+			continue;
+		if (n == 2 && c[0] == '.' && c[1] == '.')
+			return -EINVAL;
+		if (o)
+			out[o++] = '/';
+		memcpy(out + o, c, n);
+		o += n;
+	}
+	if (!o)
+		out[o++] = '.';
+	out[o] = '\0';
 	return 0;
 }
 
