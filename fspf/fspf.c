@@ -1113,6 +1113,11 @@ int fspf_decode(const uint8_t *buf, size_t size, const struct fsh_key *key,
 	} else if (!key) {
 		err = -ENOKEY;
 		goto out;
+	} else if (fsh_key_size(key) != FSH_FSPF_KEY_BYTES ||
+		   fsh_key_is_zero(key)) {
+		/* The all-zero key is public: it never opens an encrypted fspf. */
+		err = -EKEYREJECTED;
+		goto out;
 	}
 	fsh_key_check(k, check);
 	if (!fsh_memeq(check, buf + 60, FSH_KEY_CHECK_BYTES)) {
@@ -1232,8 +1237,9 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 			return err;
 		k = zero;
 	}
-	if (fsh_key_size(k) != FSH_FSPF_KEY_BYTES) {
-		err = -EINVAL;
+	if (fsh_key_size(k) != FSH_FSPF_KEY_BYTES ||
+	    (key && fsh_key_is_zero(key))) {
+		err = -EINVAL; /* sealing "encrypted" under the public key */
 		goto out;
 	}
 	/* Never write what the decoder would refuse. */

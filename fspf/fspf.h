@@ -148,7 +148,9 @@ int fspf_peek(const uint8_t *buf, size_t size, struct fspf_info *info);
  * fspf_decode() - verify and decode an encoded fspf.
  * @key: the fspf key (32 bytes), or NULL. An fspf sealed under the all-zero
  *       key (FSPF_F_ZERO_KEY) opens with or without a key; the caller decides
- *       whether to accept it (fspf_is_encrypted()).
+ *       whether to accept it (fspf_is_encrypted()): it proves nothing, since
+ *       anyone can write one. An encrypted fspf never opens with an all-zero
+ *       key (-EKEYREJECTED).
  * @tag_ret: the root tag, written on success (may be NULL).
  *
  * Nothing of the body is used before its tag verified.
@@ -160,7 +162,9 @@ int fspf_decode(const uint8_t *buf, size_t size, const struct fsh_key *key,
 /**
  * fspf_encode() - seal @fspf under @key (NULL: the all-zero key) with a fresh
  * nonce. The caller frees *@buf_ret with free().
- * Return: 0, -EINVAL when @fspf breaks a rule of the format, -ENOMEM, -EIO.
+ * Return: 0, -EINVAL when @fspf breaks a rule of the format or @key is not a
+ * 32-byte key or is all zero (a public key must not seal an fspf marked
+ * encrypted), -ENOMEM, -EIO.
  */
 int fspf_encode(const struct fspf *fspf, const struct fsh_key *key,
 		uint8_t **buf_ret, size_t *size_ret,

@@ -99,6 +99,9 @@ int key_opts_parse(struct key_opts *ko, int c, const char *arg)
 	case OPT_TAG_FILE:
 		ko->tag_file = arg;
 		return 1;
+	case OPT_ALLOW_UNENCRYPTED:
+		ko->allow_unencrypted = true;
+		return 1;
 	default:
 		return 0;
 	}
@@ -132,6 +135,12 @@ static int key_from_text(const char *text, size_t len, const char *what,
 {
 	int err = fsh_key_from_hex(text, len, FSH_FSPF_KEY_BYTES, key_ret);
 
+	if (!err && fsh_key_is_zero(*key_ret)) {
+		fsh_key_free(*key_ret);
+		*key_ret = NULL;
+		cli_error("bad key %s: the all-zero key is public, not a key", what);
+		return 1;
+	}
 	if (err == -EINVAL) {
 		cli_error("bad key %s: expected %d hex digits", what,
 			  FSH_FSPF_KEY_HEX_BYTES);
@@ -284,10 +293,22 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 		cli_error("cannot open '%s': %s", path, fspf_strerror(err));
 		goto fail;
 	}
-	if (ko->reader && key && !fspf_is_encrypted(fspf)) {
-		cli_error("cannot open '%s': a key was given but the fspf is not encrypted: it may have been replaced by anyone (an fspf sealed under the all-zero key proves nothing); refusing",
-			  path);
-		goto fail;
+	if (!fspf_is_encrypted(fspf)) {
+		if (key) {
+			cli_error("cannot open '%s': a key was given but the fspf is not encrypted: anyone could have written it (it is sealed under the all-zero key)",
+				  path);
+			goto fail;
+		}
+		if (have) {
+			cli_error("cannot open '%s': the fspf is not encrypted, so an expected tag proves nothing (anyone can seal one with any tag)",
+				  path);
+			goto fail;
+		}
+		if (ko->checker && !ko->allow_unencrypted) {
+			cli_error("cannot check '%s': it is not encrypted yet, so anyone could have written it; run 'scone-fspf encrypt' first, or pass --allow-unencrypted to check it anyway on the build machine",
+				  path);
+			goto fail;
+		}
 	}
 	if (have && !fsh_memeq(expected, tag_ret, FSH_TAG_BYTES)) {
 		char want[FSH_TAG_HEX_BYTES + 1], got[FSH_TAG_HEX_BYTES + 1];

@@ -27,14 +27,17 @@ struct key_opts {
 	const char *tag_hex;
 	const char *tag_file;
 	/*
-	 * Commands that only read (show, verify, cat, extract) refuse an fspf
-	 * that was never encrypted when a key is given: anyone can forge one.
+	 * An fspf that was never encrypted is sealed under the all-zero key:
+	 * anyone can write one, with any tag. Every command refuses it when a
+	 * key or an expected tag is given; the checking commands (verify, cat,
+	 * extract) refuse it always, unless --allow-unencrypted.
 	 */
-	bool reader;
+	bool checker;
+	bool allow_unencrypted;
 };
 
-#define KEY_OPTS_INIT { NULL, -1, NULL, NULL, NULL, false }
-#define KEY_OPTS_READER { NULL, -1, NULL, NULL, NULL, true }
+#define KEY_OPTS_INIT { NULL, -1, NULL, NULL, NULL, false, false }
+#define KEY_OPTS_CHECKER { NULL, -1, NULL, NULL, NULL, true, false }
 
 /*
  * getopt_long codes of the shared key and tag options; each subcommand that
@@ -46,6 +49,7 @@ enum {
 	OPT_KEY_FD,
 	OPT_EXPECTED_TAG,
 	OPT_TAG_FILE,
+	OPT_ALLOW_UNENCRYPTED,
 	OPT_FIRST_FREE,
 };
 

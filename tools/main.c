@@ -573,7 +573,7 @@ int cmd_show(int argc, char **argv)
 		KEY_LONG_OPTIONS,
 		{ 0 },
 	};
-	struct key_opts ko = KEY_OPTS_READER;
+	struct key_opts ko = KEY_OPTS_INIT;
 	uint8_t tag[FSH_TAG_BYTES];
 	struct fsh_key *key = NULL;
 	struct fspf *fspf = NULL;

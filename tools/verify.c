@@ -350,10 +350,11 @@ int cmd_verify(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "root", required_argument, NULL, OPT_ROOT },
 		{ "help", no_argument, NULL, 'h' },
+		{ "allow-unencrypted", no_argument, NULL, OPT_ALLOW_UNENCRYPTED },
 		KEY_LONG_OPTIONS,
 		{ 0 },
 	};
-	struct key_opts ko = KEY_OPTS_READER;
+	struct key_opts ko = KEY_OPTS_CHECKER;
 	struct verify v = { .root = "/" };
 	uint8_t tag[FSH_TAG_BYTES];
 	struct fsh_key *key = NULL;
@@ -657,6 +658,7 @@ static int parse_read_opts(int argc, char **argv, const char *cmd,
 		{ "root", required_argument, NULL, OPT_ROOT },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "allow-unencrypted", no_argument, NULL, OPT_ALLOW_UNENCRYPTED },
 		KEY_LONG_OPTIONS,
 		{ 0 },
 	};
@@ -691,7 +693,7 @@ static int parse_read_opts(int argc, char **argv, const char *cmd,
 
 int cmd_cat(int argc, char **argv)
 {
-	struct key_opts ko = KEY_OPTS_READER;
+	struct key_opts ko = KEY_OPTS_CHECKER;
 	char path[FSPF_PATH_MAX_BYTES], host[PATH_MAX];
 	const char *root = "/", *fspf_path;
 	uint8_t tag[FSH_TAG_BYTES];
@@ -804,7 +806,7 @@ static int extract_entry(const struct fspf *fspf, const struct fspf_entry *e,
 
 int cmd_extract(int argc, char **argv)
 {
-	struct key_opts ko = KEY_OPTS_READER;
+	struct key_opts ko = KEY_OPTS_CHECKER;
 	char path[FSPF_PATH_MAX_BYTES], host[PATH_MAX], dst[PATH_MAX];
 	const char *root = "/", *output = NULL, *fspf_path;
 	uint8_t tag[FSH_TAG_BYTES];

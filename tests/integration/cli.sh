@@ -612,9 +612,13 @@ case_key_positional() {
 	expect_rc 0
 	[ ! -s "$ERR" ] || fail "show with a key file printed on stderr"
 	# a wrong positional key
-	run fspf show "$FSPF" "$(printf '%064d' 0)"
+	run fspf show "$FSPF" "$(printf '%063d1' 0)"
 	expect_rc 1
 	expect_err 'wrong key'
+	# the all-zero key is public: refused as a key
+	run fspf show "$FSPF" "$(printf '%064d' 0)"
+	expect_rc 1
+	expect_err 'all-zero key'
 	# a key given two ways
 	run fspf show "$FSPF" "$(cat "$KEY")" --key-file "$KEY"
 	expect_rc 1
@@ -750,11 +754,28 @@ case_unencrypted_fspf() {
 	fspf addr fspf.pb / -n --kernel / >/dev/null
 	fspf addr fspf.pb /app -e --kernel /app >/dev/null
 	fspf addf fspf.pb /app "$SRC/app" rootfs/app >/dev/null
-	run fspf verify fspf.pb --root rootfs
+	# anyone can write an unencrypted fspf: checking it needs an explicit choice
+	for c in "verify fspf.pb" "cat fspf.pb /app/data.bin" "extract fspf.pb -o x"; do
+		# shellcheck disable=SC2086
+		run fspf $c --root rootfs
+		expect_rc 1
+		expect_err 'not encrypted yet.*--allow-unencrypted'
+	done
+	# ... and a key or an expected tag makes it an error even with that choice
+	printf '%063d1\n' 0 >any.key
+	chmod 600 any.key
+	run fspf verify fspf.pb --root rootfs --allow-unencrypted --key-file any.key
+	expect_rc 1
+	expect_err 'a key was given but the fspf is not encrypted'
+	run fspf verify fspf.pb --root rootfs --allow-unencrypted \
+		--expected-tag "$(fspf show --tag fspf.pb)"
+	expect_rc 1
+	expect_err 'expected tag proves nothing'
+	run fspf verify fspf.pb --root rootfs --allow-unencrypted
 	expect_rc 0
 	expect_out '^Verified .*: OK$'
 	expect_err 'not encrypted'
-	run fspf cat fspf.pb /app/data.bin --root rootfs
+	run fspf cat fspf.pb /app/data.bin --root rootfs --allow-unencrypted
 	expect_rc 0
 	cmp -s "$OUT" "$SRC/app/data.bin" || fail "cat of an unencrypted fspf"
 	run fspf show fspf.pb
@@ -762,7 +783,7 @@ case_unencrypted_fspf() {
 	expect_out '^sealed: +not encrypted'
 	# a body flip is tampering, not a wrong key
 	flip_byte fspf.pb 200
-	run fspf verify fspf.pb --root rootfs
+	run fspf verify fspf.pb --root rootfs --allow-unencrypted
 	expect_rc 1
 	expect_err 'tamper|corrupt'
 	expect_not_any 'wrong key'
@@ -984,10 +1005,10 @@ case_addf_in_place() {
 	run fspf addf fspf.pb /app rootfs/app rootfs/app
 	expect_rc 0
 	cmp -s rootfs/app/data.bin "$SRC/app/data.bin" && fail "not encrypted in place"
-	run fspf verify fspf.pb --root rootfs
+	run fspf verify fspf.pb --root rootfs --allow-unencrypted
 	expect_rc 0
 	expect_out ' 5 files, '
-	run fspf cat fspf.pb /app/conf/config.yaml --root rootfs
+	run fspf cat fspf.pb /app/conf/config.yaml --root rootfs --allow-unencrypted
 	expect_rc 0
 	cmp -s "$OUT" "$SRC/app/conf/config.yaml" || fail "cat after in-place addf"
 	[ -z "$(leftover_temps "$W")" ] || fail "temporary files left"
@@ -1004,7 +1025,7 @@ case_addf_output_inside_source() {
 	run fspf show --json fspf.pb
 	json_check 'not any(e["path"].startswith("/app/enc") for e in d["entries"])'
 	json_check 'len([e for e in d["entries"] if e["type"] == "file"]) == 5'
-	run fspf verify fspf.pb --root "$SRC/app"
+	run fspf verify fspf.pb --root "$SRC/app" --allow-unencrypted
 	expect_rc 0
 }
 

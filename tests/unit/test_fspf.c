@@ -788,6 +788,40 @@ static void test_region_kernel_spelling(void)
 	fspf_free(f);
 }
 
+/* Regression: a volume's relative kernel directory "." was refused. */
+static void test_region_kernel_relative(void)
+{
+	static const char *const forms[][2] = {
+		{ ".", "." }, { "./", "." }, { "./data/", "data" },
+		{ "data//x/.", "data/x" },
+	};
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct fspf *f = fspf_or_die();
+		struct fspf *back = NULL;
+		uint8_t *buf = NULL;
+		size_t size = 0;
+
+		REQUIRE_INT(region(f, "/", forms[i][0], FSPF_ENCRYPTED, 32, 4096),
+			    0);
+		CHECK_STR(fspf_region(f, 0)->kernel, forms[i][1]);
+		REQUIRE_INT(fspf_encode(f, NULL, &buf, &size, NULL), 0);
+		CHECK_INT(fspf_decode(buf, size, NULL, &back, NULL), 0);
+		if (back)
+			CHECK_STR(fspf_region(back, 0)->kernel, forms[i][1]);
+		fspf_free(back);
+		free(buf);
+		fspf_free(f);
+	}
+	{
+		struct fspf *f = fspf_or_die();
+
+		CHECK_INT(region(f, "/", "../up", FSPF_ENCRYPTED, 32, 4096),
+			  -EINVAL);
+		fspf_free(f);
+	}
+}
+
 static void test_region_takeover(void)
 {
 	struct fspf *f = fspf_or_die();
@@ -2342,6 +2376,7 @@ int main(void)
 	TAP_RUN(test_region_order);
 	TAP_RUN(test_region_kernel_overlap);
 	TAP_RUN(test_region_kernel_spelling);
+	TAP_RUN(test_region_kernel_relative);
 	TAP_RUN(test_region_takeover);
 	TAP_RUN(test_region_limit);
 	TAP_RUN(test_region_lookup);
