@@ -1561,10 +1561,13 @@ int fspf_store_finish(struct fspf_pending *p)
 			slash[1] = '\0';
 		else
 			*slash = '\0';
+		/*
+		 * Best effort: the new fspf is in place whatever happens here,
+		 * so a caller must not be told that nothing changed.
+		 */
 		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd >= 0) {
-			if (fsync(dfd) < 0)
-				err = -errno;
+			(void)fsync(dfd);
 			close(dfd);
 		}
 		free(dir);

@@ -204,7 +204,9 @@ int fspf_store_begin(const struct fspf *fspf, const char *path,
 /**
  * fspf_store_finish() - rename the temporary file over the destination and
  * fsync the directory; frees @pending. On failure the temporary file is
- * removed and the old fspf is untouched.
+ * removed and the old fspf is untouched. Once the rename succeeded it
+ * returns 0: a failed fsync of the directory is not reported, since the new
+ * fspf is in place either way.
  */
 int fspf_store_finish(struct fspf_pending *pending);
 

@@ -349,30 +349,30 @@ int store_hook_begin(void *arg)
 				   h->tag);
 
 	if (err) {
+		h->pending = NULL;
 		cli_error("cannot write '%s': %s", h->path, fspf_strerror(err));
 		return 1;
 	}
 	return 0;
 }
 
-int store_hook_finish(struct store_hook *h, bool ok)
+int store_hook_commit(void *arg)
 {
-	int err;
+	struct store_hook *h = arg;
+	int err = fspf_store_finish(h->pending);
 
-	if (!h->pending)
-		return ok ? 0 : 1;
-	if (!ok) {
-		fspf_store_abort(h->pending);
-		h->pending = NULL;
-		return 1;
-	}
-	err = fspf_store_finish(h->pending);
 	h->pending = NULL;
 	if (err) {
 		cli_error("cannot write '%s': %s", h->path, fspf_strerror(err));
 		return 1;
 	}
 	return 0;
+}
+
+void store_hook_abort(struct store_hook *h)
+{
+	fspf_store_abort(h->pending);
+	h->pending = NULL;
 }
 
 int cli_write_all(int fd, const void *buf, size_t n)
@@ -392,31 +392,56 @@ int cli_write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
-int cli_write_secret_file(const char *path, const char *text)
+int secret_out_write(struct secret_out *so, const char *path,
+		     const char *text)
 {
-	char *tmp = NULL;
-	size_t len = strlen(text);
-	int fd, err = 0;
+	int fd, err;
 
-	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
+	so->path = path;
+	so->tmp = NULL;
+	if (asprintf(&so->tmp, "%s.tmp.XXXXXX", path) < 0) {
+		so->tmp = NULL;
 		return -ENOMEM;
-	fd = mkostemp(tmp, O_CLOEXEC); /* 0600 */
+	}
+	fd = mkostemp(so->tmp, O_CLOEXEC); /* 0600 */
 	if (fd < 0) {
 		err = -errno;
-		free(tmp);
+		free(so->tmp);
+		so->tmp = NULL;
 		return err;
 	}
-	err = cli_write_all(fd, text, len);
+	err = cli_write_all(fd, text, strlen(text));
 	if (!err && fsync(fd) < 0)
 		err = -errno;
 	if (close(fd) < 0 && !err)
 		err = -errno;
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
 	if (err)
-		unlink(tmp);
-	free(tmp);
+		secret_out_discard(so);
 	return err;
+}
+
+int secret_out_commit(struct secret_out *so)
+{
+	int err = 0;
+
+	if (!so->tmp)
+		return 0;
+	if (rename(so->tmp, so->path) < 0)
+		err = -errno;
+	else {
+		free(so->tmp);
+		so->tmp = NULL;
+	}
+	return err;
+}
+
+void secret_out_discard(struct secret_out *so)
+{
+	if (so->tmp) {
+		unlink(so->tmp);
+		free(so->tmp);
+		so->tmp = NULL;
+	}
 }
 
 void cli_tag_hex(const uint8_t tag[FSH_TAG_BYTES],

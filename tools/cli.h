@@ -86,9 +86,6 @@ int cli_store_fspf(const struct fspf *fspf, const char *path,
 /* write(2) all of @p, retrying short writes. Return: 0 or -errno. */
 int cli_write_all(int fd, const void *p, size_t n);
 
-/* Write @text to @path atomically with mode 0600. Return: 0 or -errno. */
-int cli_write_secret_file(const char *path, const char *text);
-
 void cli_tag_hex(const uint8_t tag[FSH_TAG_BYTES],
 		 char hex[FSH_TAG_HEX_BYTES + 1]);
 
@@ -130,22 +127,35 @@ int cmd_extract(int argc, char **argv);
 int cmd_create_volume(int argc, char **argv);
 
 /*
+ * Hooks around the commit of protect_tree(): before_rename runs once every
+ * output is sealed and before any is renamed into place (write the new fspf
+ * to a temporary file, hand out a new key); after_rename runs once all are
+ * in place and is the commit point (rename the fspf). When either fails,
+ * every output is put back as it was. Each returns 0, or 1 after printing.
+ */
+struct protect_hooks {
+	int (*before_rename)(void *arg);
+	int (*after_rename)(void *arg);
+	void *arg;
+};
+
+/*
  * protect_tree() - record SOURCE_DIR under @embed in @fspf and write the
- * protected form to @output (NULL: none, authenticated regions only). The
- * outputs are written to temporary files first and renamed only when
- * everything succeeded; @skip_name, if set, is a top-level name to leave out.
+ * protected form to @output (NULL: none, authenticated regions only).
+ * Outputs are written to temporary names and renamed only when everything
+ * succeeded; what they replace is kept until the commit and restored if it
+ * fails. @skip_name, if set, is a top-level name to leave out.
  * Return: 0, or 1 after printing an error (the fspf in memory may then be
  * changed; the caller must not store it).
  */
 int protect_tree(struct fspf *fspf, const char *embed, const char *source,
 		 const char *output, const char *skip_name,
-		 int (*before_rename)(void *arg), void *arg);
+		 const struct protect_hooks *hooks);
 
 /*
- * Storing the fspf around protect_tree(): the new fspf is written to a
- * temporary file once every output is sealed and before any is renamed
- * into place, then committed with one rename. A full disk or an I/O error
- * while writing the fspf thus leaves the outputs and the fspf as they were.
+ * Storing the fspf around protect_tree(): begin writes the new fspf to a
+ * temporary file (before_rename), commit renames it (after_rename), abort
+ * removes it. The tag is the new fspf's.
  */
 struct store_hook {
 	const struct fspf *fspf;
@@ -155,7 +165,23 @@ struct store_hook {
 	uint8_t tag[FSH_TAG_BYTES];
 };
 
-int store_hook_begin(void *hook); /* 0, or 1 after printing an error */
-int store_hook_finish(struct store_hook *hook, bool ok); /* 0 or 1 (printed) */
+int store_hook_begin(void *hook);  /* 0, or 1 after printing an error */
+int store_hook_commit(void *hook); /* 0, or 1 after printing an error */
+void store_hook_abort(struct store_hook *hook);
+
+/*
+ * A secret written to a temporary file (0600, fsynced) beside @path, and
+ * renamed over @path only by secret_out_commit(): a new key replaces an old
+ * key file only once the fspf sealed under it is committed.
+ */
+struct secret_out {
+	const char *path;
+	char *tmp;
+};
+
+int secret_out_write(struct secret_out *so, const char *path,
+		     const char *text); /* 0 or -errno */
+int secret_out_commit(struct secret_out *so); /* 0 or -errno; frees */
+void secret_out_discard(struct secret_out *so);
 
 #endif /* CLI_H */

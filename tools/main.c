@@ -270,11 +270,13 @@ int cmd_addf(int argc, char **argv)
 		return 1;
 	{
 		struct store_hook hook = { fspf, path, key, NULL, { 0 } };
+		struct protect_hooks hooks = { store_hook_begin,
+					       store_hook_commit, &hook };
 
 		ret = protect_tree(fspf, argv[optind + 1], argv[optind + 2],
 				   argc - optind == 4 ? argv[optind + 3] : NULL,
-				   NULL, store_hook_begin, &hook);
-		ret = store_hook_finish(&hook, ret == 0);
+				   NULL, &hooks);
+		store_hook_abort(&hook); /* nothing left if it committed */
 		if (!ret)
 			print_tag_line("Added files to file system protection file ",
 				       path, " new", hook.tag);
@@ -285,17 +287,18 @@ int cmd_addf(int argc, char **argv)
 }
 
 /*
- * Hand out a new key: write --key-file, then print the encrypt line (or the
- * volume's export lines). Both happen before the fspf sealed under that key
- * is committed, so a key that cannot be handed out is never the only way
- * into the tree. The line is formatted in locked memory and written without
+ * Hand out a new key: write --key-file to a temporary file, then print the
+ * encrypt line (or the volume's export lines). Both happen before the fspf
+ * sealed under that key is committed, so a key that cannot be handed out is
+ * never the only way into the tree; the key file replaces an older one
+ * (perhaps the current key) only after the commit, by secret_out_commit(). The line is formatted in locked memory and written without
  * stdio buffering. Return: 0, or 1 after printing an error (and removing a
  * key file it wrote).
  */
 static int report_new_key(const char *line_prefix, const char *path,
 			  const uint8_t tag[FSH_TAG_BYTES],
 			  const struct fsh_key *key, const char *key_file,
-			  bool envar)
+			  bool envar, struct secret_out *so)
 {
 	enum { LINE_BYTES = 8192 };
 	char tag_hex[FSH_TAG_HEX_BYTES + 1];
@@ -320,9 +323,10 @@ static int report_new_key(const char *line_prefix, const char *path,
 		cli_error("path too long: '%s'", path);
 		goto out;
 	}
+	so->tmp = NULL;
 	if (key_file) {
 		strcat(key_hex, "\n");
-		err = cli_write_secret_file(key_file, key_hex);
+		err = secret_out_write(so, key_file, key_hex);
 		if (err) {
 			cli_error("cannot write key file '%s': %s; nothing was changed",
 				  key_file, strerror(-err));
@@ -334,8 +338,7 @@ static int report_new_key(const char *line_prefix, const char *path,
 	if (err) {
 		cli_error("cannot print the new key to standard output: %s; nothing was changed",
 			  strerror(-err));
-		if (key_file)
-			unlink(key_file);
+		secret_out_discard(so);
 		goto out;
 	}
 	ret = 0;
@@ -345,10 +348,11 @@ out:
 	return ret;
 }
 
-/* create-volume's hook: write the fspf, then hand out its key, before any
- * output replaces a plaintext file. */
+/* create-volume's hooks: write the fspf and hand out its key before any
+ * output replaces a plaintext file; commit the fspf once all are in place. */
 struct volume_hook {
 	struct store_hook store;
+	struct secret_out key_out;
 	const char *output;
 	const char *key_file;
 	bool envar;
@@ -361,8 +365,28 @@ static int volume_hook_begin(void *arg)
 	if (store_hook_begin(&h->store))
 		return 1;
 	if (report_new_key("Created volume in ", h->output, h->store.tag,
-			   h->store.key, h->key_file, h->envar)) {
-		store_hook_finish(&h->store, false);
+			   h->store.key, h->key_file, h->envar, &h->key_out)) {
+		store_hook_abort(&h->store);
+		return 1;
+	}
+	return 0;
+}
+
+static int volume_hook_commit(void *arg)
+{
+	struct volume_hook *h = arg;
+
+	return store_hook_commit(&h->store);
+}
+
+/* After the fspf sealed under a new key is committed: its key file. */
+static int commit_key_file(struct secret_out *so)
+{
+	int err = secret_out_commit(so);
+
+	if (err) {
+		cli_error("cannot rename the new key file '%s' to '%s': %s; the new key is in '%s' and was printed above",
+			  so->tmp, so->path, strerror(-err), so->tmp);
 		return 1;
 	}
 	return 0;
@@ -420,18 +444,23 @@ int cmd_encrypt(int argc, char **argv)
 	}
 	{
 		struct store_hook hook = { fspf, path, fresh, NULL, { 0 } };
+		struct secret_out so = { 0 };
 
 		if (store_hook_begin(&hook))
 			goto out;
 		if (report_new_key("Encrypted file system protection file ",
-				   path, hook.tag, fresh, out_key_file, false)) {
-			store_hook_finish(&hook, false);
+				   path, hook.tag, fresh, out_key_file, false,
+				   &so)) {
+			store_hook_abort(&hook);
 			goto out;
 		}
-		ret = store_hook_finish(&hook, true);
-		if (ret)
+		if (store_hook_commit(&hook)) {
+			secret_out_discard(&so);
 			cli_error("the key printed above was not put to use: '%s' is unchanged",
 				  path);
+			goto out;
+		}
+		ret = commit_key_file(&so);
 	}
 out:
 	fspf_free(fspf);
@@ -758,11 +787,17 @@ int cmd_create_volume(int argc, char **argv)
 	}
 	{
 		struct volume_hook hook = { { fspf, fspf_path, key, NULL, { 0 } },
-					    output, key_file, envar };
+					    { 0 }, output, key_file, envar };
+		struct protect_hooks hooks = { volume_hook_begin,
+					       volume_hook_commit, &hook };
 
 		ret = protect_tree(fspf, "/", source, output, "volume.fspf",
-				   volume_hook_begin, &hook);
-		ret = store_hook_finish(&hook.store, ret == 0);
+				   &hooks);
+		store_hook_abort(&hook.store);
+		if (ret)
+			secret_out_discard(&hook.key_out);
+		else
+			ret = commit_key_file(&hook.key_out);
 	}
 out:
 	free(fspf_path);

@@ -34,16 +34,28 @@ struct items {
 	size_t count, cap;
 };
 
+/*
+ * One output put in place by rename(2). A file it replaces is kept as a
+ * hard-linked backup until the whole command succeeded, so that a failure
+ * after some renames (the fspf cannot be committed, say) can put every
+ * old file back.
+ */
+struct place {
+	char *tmp;
+	char *dst;
+	char *bak;
+	bool tmp_made, bak_made, renamed;
+};
+
 struct job {
 	struct fspf_entry *entry;
 	char *src;
-	char *tmp; /* NULL without an output */
-	char *dst;
+	struct place pl; /* tmp is NULL without an output */
 	struct stat st;
 	pthread_mutex_t lock;
 	atomic_uint segments_left;
 	int src_fd, dst_fd;
-	bool opened, tmp_made, renamed;
+	bool opened;
 };
 
 struct segment {
@@ -227,14 +239,14 @@ static int open_job(struct protect *p, struct job *j)
 		return 1;
 	}
 	posix_fadvise(j->src_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if (j->tmp) {
-		j->dst_fd = open(j->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	if (j->pl.tmp) {
+		j->dst_fd = open(j->pl.tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 				 0600);
 		if (j->dst_fd < 0) {
-			set_error(p, "cannot create", j->tmp, strerror(errno));
+			set_error(p, "cannot create", j->pl.tmp, strerror(errno));
 			return 1;
 		}
-		j->tmp_made = true;
+		j->pl.tmp_made = true;
 	}
 	return 0;
 }
@@ -257,16 +269,16 @@ static int finish_job(struct protect *p, struct job *j)
 
 		if (!ret && geteuid() == 0 &&
 		    fchown(j->dst_fd, j->st.st_uid, j->st.st_gid) < 0) {
-			set_error(p, "cannot set the owner of", j->tmp, strerror(errno));
+			set_error(p, "cannot set the owner of", j->pl.tmp, strerror(errno));
 			ret = 1;
 		}
 		if (!ret && (fchmod(j->dst_fd, j->st.st_mode & 07777) < 0 ||
 			     futimens(j->dst_fd, ts) < 0)) {
-			set_error(p, "cannot set the mode of", j->tmp, strerror(errno));
+			set_error(p, "cannot set the mode of", j->pl.tmp, strerror(errno));
 			ret = 1;
 		}
 		if (close(j->dst_fd) < 0 && !ret) {
-			set_error(p, "cannot write", j->tmp, strerror(errno));
+			set_error(p, "cannot write", j->pl.tmp, strerror(errno));
 			ret = 1;
 		}
 		j->dst_fd = -1;
@@ -333,7 +345,7 @@ static int seal_segment(void *ctx, size_t index, unsigned worker)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			set_error(p, "cannot write", j->tmp, strerror(errno));
+			set_error(p, "cannot write", j->pl.tmp, strerror(errno));
 			return 1;
 		}
 		done += (size_t)n;
@@ -379,6 +391,76 @@ static char *tmp_name(const char *dst, size_t n)
 	return s;
 }
 
+static char *bak_name(const char *dst, size_t n)
+{
+	char *t = tmp_name(dst, n), *b = NULL;
+
+	if (t && asprintf(&b, "%.*sbak", (int)strlen(t) - 3, t) < 0)
+		b = NULL;
+	free(t);
+	return b;
+}
+
+/* Keep what lies at pl->dst, if anything, under a backup name. Return: 0 or 1. */
+static int place_backup(struct place *pl, size_t n)
+{
+	struct stat st;
+
+	if (lstat(pl->dst, &st) < 0)
+		return errno == ENOENT ? 0 : (cli_error("cannot stat '%s': %s",
+							pl->dst, strerror(errno)), 1);
+	pl->bak = bak_name(pl->dst, n);
+	if (!pl->bak) {
+		cli_error("out of memory");
+		return 1;
+	}
+	if (link(pl->dst, pl->bak) < 0) {
+		cli_error("cannot keep a backup of '%s' as '%s': %s", pl->dst,
+			  pl->bak, strerror(errno));
+		return 1;
+	}
+	pl->bak_made = true;
+	return 0;
+}
+
+static int place_commit(struct place *pl)
+{
+	if (rename(pl->tmp, pl->dst) < 0) {
+		cli_error("cannot rename '%s' to '%s': %s", pl->tmp, pl->dst,
+			  strerror(errno));
+		return 1;
+	}
+	pl->renamed = true;
+	return 0;
+}
+
+/* Put back what was there before (best effort: nothing left to report to). */
+static void place_undo(struct place *pl)
+{
+	if (pl->renamed) {
+		if (pl->bak_made) {
+			if (rename(pl->bak, pl->dst) == 0)
+				pl->bak_made = false;
+		} else {
+			unlink(pl->dst);
+		}
+	} else if (pl->tmp_made) {
+		unlink(pl->tmp);
+	}
+	if (pl->bak_made)
+		unlink(pl->bak);
+	pl->renamed = pl->tmp_made = pl->bak_made = false;
+}
+
+static void place_free(struct place *pl, bool succeeded)
+{
+	if (succeeded && pl->bak_made)
+		unlink(pl->bak);
+	free(pl->tmp);
+	free(pl->dst);
+	free(pl->bak);
+}
+
 struct made_dir {
 	char *path;
 	bool created;
@@ -419,7 +501,7 @@ static int make_output_dirs(const char *output, const struct items *it,
 }
 
 static void undo(struct protect *p, struct made_dir *dirs, size_t dir_count,
-		 char **links, size_t link_count)
+		 struct place *links, size_t link_count)
 {
 	for (size_t i = 0; i < p->job_count; i++) {
 		struct job *j = &p->jobs[i];
@@ -428,12 +510,11 @@ static void undo(struct protect *p, struct made_dir *dirs, size_t dir_count,
 			close(j->src_fd);
 		if (j->dst_fd >= 0)
 			close(j->dst_fd);
-		if (j->tmp_made && !j->renamed)
-			unlink(j->tmp);
+		j->src_fd = j->dst_fd = -1;
+		place_undo(&j->pl);
 	}
 	for (size_t i = 0; i < link_count; i++)
-		if (links[i])
-			unlink(links[i]);
+		place_undo(&links[i]);
 	for (size_t i = dir_count; i-- > 0;)
 		if (dirs[i].created)
 			rmdir(dirs[i].path);
@@ -441,13 +522,13 @@ static void undo(struct protect *p, struct made_dir *dirs, size_t dir_count,
 
 int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
 		 const char *output, const char *skip_name,
-		 int (*before_rename)(void *arg), void *arg)
+		 const struct protect_hooks *hooks)
 {
 	struct walk w = { .source = source, .skip_name = skip_name };
 	struct protect p = { .fspf = fspf };
 	struct fspf_entry *entries = NULL;
 	struct made_dir *dirs = NULL;
-	char **links = NULL, **link_dst = NULL;
+	struct place *links = NULL;
 	size_t dir_count = 0, link_count = 0, region_index, n_entries = 0;
 	size_t files = 0;
 	char embed[FSPF_PATH_MAX_BYTES];
@@ -588,8 +669,7 @@ int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
 	p.jobs = calloc(files ? files : 1, sizeof(*p.jobs));
 	dirs = calloc(w.items.count, sizeof(*dirs));
 	links = calloc(w.items.count, sizeof(*links));
-	link_dst = calloc(w.items.count, sizeof(*link_dst));
-	if (!p.jobs || !dirs || !links || !link_dst) {
+	if (!p.jobs || !dirs || !links) {
 		cli_error("out of memory");
 		goto out;
 	}
@@ -610,10 +690,10 @@ int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
 		j->st = x->st;
 		j->src = join(source, x->rel);
 		if (output) {
-			j->dst = join(output, x->rel);
-			j->tmp = j->dst ? tmp_name(j->dst, i) : NULL;
+			j->pl.dst = join(output, x->rel);
+			j->pl.tmp = j->pl.dst ? tmp_name(j->pl.dst, i) : NULL;
 		}
-		if (!j->entry || !j->src || (output && !j->tmp)) {
+		if (!j->entry || !j->src || (output && !j->pl.tmp)) {
 			cli_error("out of memory");
 			goto out;
 		}
@@ -684,21 +764,21 @@ int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
 
 			if (!S_ISLNK(x->st.st_mode))
 				continue;
-			link_dst[link_count] = join(output, x->rel);
-			links[link_count] = link_dst[link_count]
-						    ? tmp_name(link_dst[link_count], i)
-						    : NULL;
-			if (!links[link_count]) {
+			links[link_count].dst = join(output, x->rel);
+			links[link_count].tmp = links[link_count].dst
+				? tmp_name(links[link_count].dst, i) : NULL;
+			if (!links[link_count].tmp) {
 				cli_error("out of memory");
+				link_count++;
 				goto out;
 			}
-			if (symlink(x->target, links[link_count]) < 0) {
+			if (symlink(x->target, links[link_count].tmp) < 0) {
 				cli_error("cannot create symlink '%s': %s",
-					  links[link_count], strerror(errno));
-				free(links[link_count]);
-				links[link_count] = NULL;
+					  links[link_count].tmp, strerror(errno));
+				link_count++;
 				goto out;
 			}
+			links[link_count].tmp_made = true;
 			link_count++;
 		}
 	}
@@ -713,28 +793,21 @@ int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
 		goto out;
 	}
 
-	if (before_rename && before_rename(arg))
+	if (hooks && hooks->before_rename && hooks->before_rename(hooks->arg))
 		goto out;
-	/* Everything is sealed: put the outputs in place. */
-	for (size_t i = 0; output && i < p.job_count; i++) {
-		struct job *j = &p.jobs[i];
-
-		if (rename(j->tmp, j->dst) < 0) {
-			cli_error("cannot rename '%s' to '%s': %s", j->tmp,
-				  j->dst, strerror(errno));
+	/* Keep what the outputs replace, then put the outputs in place. */
+	for (size_t i = 0; output && i < p.job_count; i++)
+		if (place_backup(&p.jobs[i].pl, i))
 			goto out;
-		}
-		j->renamed = true;
-	}
-	for (size_t i = 0; i < link_count; i++) {
-		if (rename(links[i], link_dst[i]) < 0) {
-			cli_error("cannot rename '%s' to '%s': %s", links[i],
-				  link_dst[i], strerror(errno));
+	for (size_t i = 0; i < link_count; i++)
+		if (place_backup(&links[i], p.job_count + i))
 			goto out;
-		}
-		free(links[i]);
-		links[i] = NULL;
-	}
+	for (size_t i = 0; output && i < p.job_count; i++)
+		if (place_commit(&p.jobs[i].pl))
+			goto out;
+	for (size_t i = 0; i < link_count; i++)
+		if (place_commit(&links[i]))
+			goto out;
 	for (size_t i = dir_count; i-- > 0;) {
 		struct timespec ts[2] = { dirs[i].st.st_atim, dirs[i].st.st_mtim };
 
@@ -746,8 +819,12 @@ int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
 				  strerror(errno));
 			goto out;
 		}
-		dirs[i].created = false; /* keep it */
 	}
+	/* The commit point: after it, nothing is undone. */
+	if (hooks && hooks->after_rename && hooks->after_rename(hooks->arg))
+		goto out;
+	for (size_t i = 0; i < dir_count; i++)
+		dirs[i].created = false; /* keep it */
 	ret = 0;
 out:
 	if (ret) {
@@ -757,18 +834,18 @@ out:
 	}
 	for (size_t i = 0; i < p.job_count; i++) {
 		free(p.jobs[i].src);
-		free(p.jobs[i].dst);
-		free(p.jobs[i].tmp);
+		place_free(&p.jobs[i].pl, ret == 0);
 		pthread_mutex_destroy(&p.jobs[i].lock);
 	}
-	for (size_t i = 0; p.buffers && i < threads; i++)
+	for (size_t i = 0; p.buffers && i < threads; i++) {
+		if (p.buffers[i])
+			fsh_wipe(p.buffers[i], p.seg_bytes); /* plaintext */
 		free(p.buffers[i]);
+	}
 	for (size_t i = 0; dirs && i < dir_count; i++)
 		free(dirs[i].path);
-	for (size_t i = 0; links && i < w.items.count; i++) {
-		free(links[i]);
-		free(link_dst[i]);
-	}
+	for (size_t i = 0; links && i < link_count; i++)
+		place_free(&links[i], ret == 0);
 	if (entries) {
 		for (size_t i = 0; i < n_entries; i++) {
 			free(entries[i].path);
@@ -777,7 +854,6 @@ out:
 	}
 	free(entries);
 	free(links);
-	free(link_dst);
 	free(dirs);
 	free(p.buffers);
 	free(p.segs);

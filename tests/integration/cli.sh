@@ -1029,6 +1029,52 @@ case_addf_output_inside_source() {
 	expect_rc 0
 }
 
+# Rotating the key into the same key file, with stdout full: the old key
+# file must survive, and the fspf must still open with it.
+case_err_encrypt_rotate_same_key_file() {
+	make_sample
+	cp -p "$KEY" key.old
+	run fspf encrypt "$FSPF" --current-key-file "$KEY" --key-file "$KEY"
+	# that worked: rotate once more, now with nowhere to print the key
+	expect_rc 0
+	cp -p "$KEY" key.old
+	cp -p "$FSPF" fspf.old
+	set +e
+	"$BIN" encrypt "$FSPF" --current-key-file "$KEY" --key-file "$KEY" \
+		>/dev/full 2>"$ERR"
+	RC=$?
+	set -e
+	expect_rc 1
+	cmp -s "$KEY" key.old || fail "the current key file was replaced or lost"
+	cmp -s "$FSPF" fspf.old || fail "the fspf changed"
+	verify_sample
+	expect_rc 0
+	[ -z "$(leftover_temps "$W")" ] || fail "temporary files left"
+}
+
+# addf that fails at its very last step (the fspf cannot be replaced):
+# every output it had already renamed into place must be put back.
+case_err_addf_commit_fails_restores_outputs() {
+	make_sample
+	local before
+	before=$(cd "$ROOT/app" && find . -type f -exec sha256sum {} + | sort)
+	cp -p "$FSPF" fspf.old
+	echo "new content" >"$SRC/app/conf/config.yaml"
+	if ! chattr +i "$FSPF" 2>/dev/null; then
+		echo "SKIP: chattr +i is not supported on this file system" >&2
+		exit 77
+	fi
+	run fspf addf "$FSPF" /app "$SRC/app" "$ROOT/app" --key-file "$KEY"
+	chattr -i "$FSPF"
+	expect_rc 1
+	cmp -s "$FSPF" fspf.old || fail "the fspf changed"
+	[ "$(cd "$ROOT/app" && find . -type f -exec sha256sum {} + | sort)" = "$before" ] ||
+		fail "outputs were not restored"
+	verify_sample
+	expect_rc 0
+	[ -z "$(leftover_temps "$W")" ] || fail "temporary files left"
+}
+
 case_help_version() {
 	run fspf --help
 	expect_rc 0
