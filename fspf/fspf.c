@@ -469,6 +469,22 @@ int fspf_region_add(struct fspf *f, const struct fspf_region *in,
 		*why_ret = "too many regions";
 		return -EINVAL;
 	}
+	{
+		char up[FSPF_PATH_MAX_BYTES];
+
+		snprintf(up, sizeof(up), "%s", path);
+		for (char *slash = strrchr(up, '/'); slash && slash != up;
+		     slash = strrchr(up, '/')) {
+			const struct fspf_entry *e;
+
+			*slash = '\0';
+			e = fspf_entry_find(f, up);
+			if (e && e->type != FSPF_DIR) {
+				*why_ret = "a recorded file or symlink stands above its embed point";
+				return -EINVAL;
+			}
+		}
+	}
 	/* Recorded entries must keep their region. */
 	if (fspf_region_lookup(f, path, &cur) == 0) {
 		size_t first, end;
@@ -597,6 +613,28 @@ bad:
 		*why_ret = why;
 		*path_ret = v[i].path;
 		return -EINVAL;
+	}
+	/*
+	 * Nothing but a directory may stand above an embed point: a symlink
+	 * there would lead every path of the region somewhere else.
+	 */
+	for (size_t ri = 0; ri < f->region_count; ri++) {
+		const char *rp = f->regions[ri].path;
+
+		snprintf(parent, sizeof(parent), "%s", rp);
+		for (char *slash = strrchr(parent, '/'); slash && slash != parent;
+		     slash = strrchr(parent, '/')) {
+			size_t pi;
+
+			*slash = '\0';
+			pi = lower_bound(v, n, parent);
+			if (pi < n && strcmp(v[pi].path, parent) == 0 &&
+			    v[pi].type != FSPF_DIR) {
+				*why_ret = "it is not a directory but lies above the embed point of a region";
+				*path_ret = v[pi].path;
+				return -EINVAL;
+			}
+		}
 	}
 	return 0;
 }

@@ -489,7 +489,9 @@ static int make_output_dirs(const char *output, const struct items *it,
 			d->created = true;
 			continue;
 		}
-		if (errno != EEXIST || stat(d->path, &st) < 0 ||
+		/* A symlink inside the output tree is not followed. */
+		if (errno != EEXIST ||
+		    (*x->rel ? lstat(d->path, &st) : stat(d->path, &st)) < 0 ||
 		    !S_ISDIR(st.st_mode)) {
 			cli_error("cannot create directory '%s': %s", d->path,
 				  errno == EEXIST ? "exists and is not a directory"

@@ -288,9 +288,21 @@ static int verify_segment(void *ctx, size_t index, unsigned worker)
 		j->opened = true;
 		j->fd = open(j->host, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
 					      O_NOCTTY | O_NONBLOCK);
-		if (j->fd < 0)
+		if (j->fd < 0) {
 			report(v, j->entry->path, UINT64_MAX, "cannot open '%s': %s",
 			       j->host, strerror(errno));
+		} else {
+			struct stat st;
+
+			/* It may have been swapped since the lstat. */
+			if (fstat(j->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+			    (uint64_t)st.st_size != j->entry->size) {
+				report(v, j->entry->path, UINT64_MAX,
+				       "changed while being verified (%s)", j->host);
+				close(j->fd);
+				j->fd = -1;
+			}
+		}
 	}
 	fd = j->fd;
 	pthread_mutex_unlock(&j->lock);
@@ -318,6 +330,7 @@ static int verify_segment(void *ctx, size_t index, unsigned worker)
 		size_t co = (size_t)(i * chunk);
 		size_t cl = len - co < chunk ? len - co : (size_t)chunk;
 		uint64_t idx = s->first + i;
+		bool lost;
 
 		if (fspf_chunk_open(aead, r, j->entry, idx, buf + co, buf + co,
 				    cl) == 0)
@@ -332,11 +345,15 @@ static int verify_segment(void *ctx, size_t index, unsigned worker)
 				j->failed_cap = cap;
 			}
 		}
-		if (j->failed_count < j->failed_cap)
+		lost = j->failed_count == j->failed_cap;
+		if (!lost)
 			j->failed[j->failed_count++] = idx;
-		else
-			v->oom = true;
 		pthread_mutex_unlock(&j->lock);
+		if (lost) {
+			pthread_mutex_lock(&v->lock);
+			v->oom = true;
+			pthread_mutex_unlock(&v->lock);
+		}
 	}
 	fsh_aead_free(aead);
 	fsh_wipe(buf, len);
@@ -478,7 +495,10 @@ int cmd_verify(int argc, char **argv)
 		v.chunks += e->chunk_count;
 	}
 	v.progress = progress_start("verify", v.job_count, v.bytes);
-	run_parallel(v.seg_count, threads, verify_segment, &v);
+	if (run_parallel(v.seg_count, threads, verify_segment, &v)) {
+		cli_error("cannot verify '%s': out of memory", v.fspf_path);
+		goto out;
+	}
 	progress_end(v.progress);
 
 	/* The first few failed chunks of each file, in order; then a count. */
@@ -746,6 +766,36 @@ out:
 	return ret;
 }
 
+/*
+ * Create the missing parents of @dst below its first @base bytes (the
+ * output directory), refusing to go through anything but real directories:
+ * a symlink in the output tree must not lead a write elsewhere.
+ * Return: 0, or 1 after printing an error.
+ */
+static int make_parents(char *dst, size_t base)
+{
+	char *slash = dst + base;
+	struct stat st;
+
+	while ((slash = strchr(slash + 1, '/')) != NULL) {
+		*slash = '\0';
+		if (mkdir(dst, 0755) < 0 && errno != EEXIST) {
+			cli_error("cannot create directory '%s': %s", dst,
+				  strerror(errno));
+			*slash = '/';
+			return 1;
+		}
+		if (lstat(dst, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			cli_error("cannot extract below '%s': not a directory (a symlink is not followed)",
+				  dst);
+			*slash = '/';
+			return 1;
+		}
+		*slash = '/';
+	}
+	return 0;
+}
+
 /* Extract one entry to @dst (files via a temporary name). Return: 0 or 1. */
 static int extract_entry(const struct fspf *fspf, const struct fspf_entry *e,
 			 const char *host, const char *dst)
@@ -855,16 +905,9 @@ int cmd_extract(int argc, char **argv)
 			failed++;
 			continue;
 		}
-		{
-			/* Parents that are not recorded (above a region). */
-			char *slash = dst + strlen(output);
-
-			while ((slash = strchr(slash + 1, '/')) != NULL) {
-				*slash = '\0';
-				if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-					break;
-				*slash = '/';
-			}
+		if (make_parents(dst, strlen(output))) {
+			failed++;
+			continue;
 		}
 		if (extract_entry(fspf, e, host, dst))
 			failed++;
@@ -880,7 +923,9 @@ int cmd_extract(int argc, char **argv)
 
 		if (e->type != FSPF_DIR || ts[1].tv_nsec < 0)
 			continue;
-		snprintf(dst, sizeof(dst), "%s%s", output, e->path);
+		if (snprintf(dst, sizeof(dst), "%s%s", output, e->path) >=
+		    (int)sizeof(dst))
+			continue; /* reported as too long above */
 		if (chmod(dst, e->mode) < 0 ||
 		    utimensat(AT_FDCWD, dst, ts, 0) < 0) {
 			cli_error("cannot set the mode of '%s': %s", dst,

@@ -1075,6 +1075,21 @@ case_err_addf_commit_fails_restores_outputs() {
 	[ -z "$(leftover_temps "$W")" ] || fail "temporary files left"
 }
 
+# A symlink already in the output tree is not followed by extract.
+case_extract_no_symlink_escape() {
+	make_sample
+	mkdir -p out elsewhere
+	ln -s "$W/elsewhere" out/app
+	run fspf extract "$FSPF" -o out --root "$ROOT" --key-file "$KEY"
+	expect_rc 1
+	expect_err 'not a directory'
+	[ -z "$(ls -A elsewhere)" ] || fail "extract wrote through a symlink"
+	# no region below a recorded symlink
+	run fspf addr "$FSPF" /usr/lib/liba.so.1/x -a --kernel /usr/lib/liba.so.1/x --key-file "$KEY"
+	expect_rc 1
+	expect_err 'stands above its embed point'
+}
+
 case_help_version() {
 	run fspf --help
 	expect_rc 0

@@ -822,6 +822,38 @@ static void test_region_kernel_relative(void)
 	}
 }
 
+/*
+ * Regression: a symlink recorded above an embed point let extract write
+ * outside its output directory. Neither order of adding is accepted.
+ */
+static void test_region_below_symlink(void)
+{
+	static const struct espec link_a[] = {
+		{ "/a", FSPF_SYMLINK, 0, "/tmp/elsewhere" },
+	};
+	static const struct espec file_a[] = {
+		{ "/a", FSPF_FILE, 5, NULL },
+	};
+	struct fspf *f = fspf_or_die();
+
+	/* The symlink first, then a region below it. */
+	REQUIRE_INT(region(f, "/", "/k", FSPF_AUTHENTICATED, 32, 4096), 0);
+	REQUIRE_INT(put(f, link_a, 1), 0);
+	CHECK_INT(region(f, "/a/b", "/k/a/b", FSPF_AUTHENTICATED, 32, 4096),
+		  -EINVAL);
+	fspf_free(f);
+	/* The region first, then a symlink or a file above it. */
+	f = fspf_or_die();
+	REQUIRE_INT(region(f, "/", "/k", FSPF_AUTHENTICATED, 32, 4096), 0);
+	REQUIRE_INT(region(f, "/a/b", "/k/a/b", FSPF_AUTHENTICATED, 32, 4096),
+		    0);
+	CHECK_INT(put(f, link_a, 1), -EINVAL);
+	CHECK_STR(g_bad_path, "/a");
+	CHECK_INT(put(f, file_a, 1), -EINVAL);
+	CHECK_INT(fspf_entry_count(f), 0);
+	fspf_free(f);
+}
+
 static void test_region_takeover(void)
 {
 	struct fspf *f = fspf_or_die();
@@ -2377,6 +2409,7 @@ int main(void)
 	TAP_RUN(test_region_kernel_overlap);
 	TAP_RUN(test_region_kernel_spelling);
 	TAP_RUN(test_region_kernel_relative);
+	TAP_RUN(test_region_below_symlink);
 	TAP_RUN(test_region_takeover);
 	TAP_RUN(test_region_limit);
 	TAP_RUN(test_region_lookup);
