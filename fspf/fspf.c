@@ -974,26 +974,38 @@ int fspf_peek(const uint8_t *buf, size_t size, struct fspf_info *info)
 	return 0;
 }
 
-/* Read a (off, len) string reference; NULL when it is out of bounds. */
-static char *take_string(const uint8_t *strings, uint64_t strings_size,
-			 uint32_t off, uint32_t len)
+/*
+ * The strings section, read in the order the encoder writes it: every
+ * reference must start where the previous one ended and the last must end
+ * at the section's end, so one model has exactly one encoding and the
+ * section holds nothing that no record names.
+ */
+struct strings {
+	const uint8_t *base;
+	uint64_t size;
+	uint64_t next;
+};
+
+/* Take the (off, len) string; NULL when it is not the next one or is bad. */
+static char *take_string(struct strings *st, uint32_t off, uint32_t len)
 {
 	char *s;
 
-	if (len == 0 || len >= FSPF_PATH_MAX_BYTES ||
-	    (uint64_t)off + len > strings_size ||
-	    memchr(strings + off, '\0', len))
+	if (len == 0 || len >= FSPF_PATH_MAX_BYTES || off != st->next ||
+	    (uint64_t)off + len > st->size ||
+	    memchr(st->base + off, '\0', len))
 		return NULL;
 	s = malloc((size_t)len + 1);
 	if (!s)
 		return NULL;
-	memcpy(s, strings + off, len);
+	memcpy(s, st->base + off, len);
 	s[len] = '\0';
+	st->next += len;
 	return s;
 }
 
 static int decode_regions(struct fspf *f, struct cursor *c,
-			  const uint8_t *strings, uint64_t ss, uint32_t n)
+			  struct strings *strs, uint32_t n)
 {
 	f->regions = calloc(n ? n : 1, sizeof(*f->regions));
 	if (!f->regions)
@@ -1012,11 +1024,11 @@ static int decode_regions(struct fspf *f, struct cursor *c,
 		if (!cur_zero(c, 8) || c->bad)
 			return -EUCLEAN;
 		f->region_count = i + 1;
-		r->path = take_string(strings, ss, po, pl);
+		r->path = take_string(strs, po, pl);
 		if (!r->path || !fspf_path_valid(r->path, pl))
 			return -EUCLEAN;
 		if (r->storage == FSPF_KERNEL) {
-			r->kernel = take_string(strings, ss, ko, kl);
+			r->kernel = take_string(strs, ko, kl);
 			if (!r->kernel || !kernel_valid(r->kernel))
 				return -EUCLEAN;
 		} else if (ko || kl) {
@@ -1033,9 +1045,8 @@ static int decode_regions(struct fspf *f, struct cursor *c,
 }
 
 static int decode_entries(struct fspf *f, struct cursor *c,
-			  struct cursor *chunks, const uint8_t *strings,
-			  uint64_t ss, const uint8_t *keys, uint64_t ks,
-			  uint32_t n)
+			  struct cursor *chunks, struct strings *strs,
+			  const uint8_t *keys, uint64_t ks, uint32_t n)
 {
 	uint64_t key_off = 0;
 	uint32_t files = 0;
@@ -1063,7 +1074,7 @@ static int decode_entries(struct fspf *f, struct cursor *c,
 		if (c->bad)
 			return -EUCLEAN;
 		f->entry_count = i + 1;
-		e->path = take_string(strings, ss, po, pl);
+		e->path = take_string(strs, po, pl);
 		if (!e->path || !fspf_path_valid(e->path, pl) ||
 		    (e->mode & ~07777u))
 			return -EUCLEAN;
@@ -1101,7 +1112,7 @@ static int decode_entries(struct fspf *f, struct cursor *c,
 				return -EUCLEAN;
 			break;
 		case FSPF_SYMLINK:
-			e->target = take_string(strings, ss, to, tl);
+			e->target = take_string(strs, to, tl);
 			if (!e->target || e->size != tl || !id_zero)
 				return -EUCLEAN;
 			break;
@@ -1109,7 +1120,7 @@ static int decode_entries(struct fspf *f, struct cursor *c,
 			return -EUCLEAN;
 		}
 	}
-	if (chunks->left || key_off != ks)
+	if (chunks->left || key_off != ks || strs->next != strs->size)
 		return -EUCLEAN;
 	f->key_used = files;
 	{
@@ -1132,6 +1143,7 @@ int fspf_decode(const uint8_t *buf, size_t size, const struct fsh_key *key,
 	uint8_t *plain = NULL, *keys = NULL;
 	struct fspf *f = NULL;
 	struct cursor c, cc;
+	struct strings strs;
 	uint32_t files_max;
 	int err;
 
@@ -1198,13 +1210,12 @@ int fspf_decode(const uint8_t *buf, size_t size, const struct fsh_key *key,
 	}
 	f->key_cap = files_max ? files_max : 1;
 	c = (struct cursor){ plain, l.chunks, 0 };
-	err = decode_regions(f, &c, plain + l.strings, l.keys - l.strings,
-			     info.region_count);
+	strs = (struct strings){ plain + l.strings, l.keys - l.strings, 0 };
+	err = decode_regions(f, &c, &strs, info.region_count);
 	if (err)
 		goto out;
 	cc = (struct cursor){ plain + l.chunks, l.strings - l.chunks, 0 };
-	err = decode_entries(f, &c, &cc, plain + l.strings,
-			     l.keys - l.strings, keys, l.body_size - l.keys,
+	err = decode_entries(f, &c, &cc, &strs, keys, l.body_size - l.keys,
 			     info.entry_count);
 	if (err)
 		goto out;

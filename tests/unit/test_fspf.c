@@ -464,6 +464,52 @@ static void p_set_ref(uint8_t *ref, uint32_t off, uint32_t len)
 	set32(ref + 4, len);
 }
 
+/*
+ * Rebuild the string table in the encoder's order (region path, kernel;
+ * entry path, target) from the current references, as the decoder demands,
+ * so that an edit tests only what it means to.
+ */
+static void p_canon(struct plain *p)
+{
+	size_t rc = p_rc(p), ec = p_ec(p), cap = p_ss(p) + 1, n = 0;
+	uint8_t *nb = malloc(cap), *old = malloc(p_ss(p) + 1);
+	uint32_t *offs = calloc(2 * (rc + ec) + 1, sizeof(*offs));
+	size_t k = 0;
+
+	if (!nb || !old || !offs)
+		abort();
+	memcpy(old, p->b + p_strings(p), p_ss(p));
+	for (size_t i = 0; i < rc + ec; i++) {
+		uint8_t *rec = i < rc ? rrec(p, i) : erec(p, i - rc);
+
+		for (int f = 0; f < 2; f++) {
+			uint32_t o = get32(rec + 8 * f), l = get32(rec + 8 * f + 4);
+
+			offs[k++] = (uint32_t)n;
+			if (!l)
+				continue;
+			if ((uint64_t)o + l > p_ss(p))
+				abort();
+			memcpy(nb + n, old + o, l);
+			n += l;
+		}
+	}
+	p_splice(p, p_strings(p), p_ss(p), nb, n);
+	set64(p->b + 32, n);
+	k = 0;
+	for (size_t i = 0; i < rc + ec; i++) {
+		uint8_t *rec = i < rc ? rrec(p, i) : erec(p, i - rc);
+
+		for (int f = 0; f < 2; f++, k++)
+			if (get32(rec + 8 * f + 4))
+				set32(rec + 8 * f, offs[k]);
+	}
+	free(offs);
+	free(old);
+	free(nb);
+}
+
+
 /* The reference model, encoded under the zero key and opened. */
 static struct plain g_base;
 static struct fspf *g_model;
@@ -1968,6 +2014,7 @@ static void test_body_region_records(void)
 		uint32_t off = p_add_string(&p, "/a", 2);
 
 		p_set_ref(rrec(&p, 0), off, 2);
+		p_canon(&p);
 	}
 	EXPECT_BODY(&p, -EUCLEAN, "no \"/\" region among several");
 	p_free(&p);
@@ -1983,6 +2030,7 @@ static void test_body_region_records(void)
 			p_copy(&g_base, &p);
 			off = p_add_string(&p, bad[i], len[i]);
 			p_set_ref(rrec(&p, 5), off, (uint32_t)len[i]);
+			p_canon(&p);
 			if (!CHECK_INT(p_decode(&p, NULL), -EUCLEAN))
 				tap_diag("region path case %zu", i);
 			p_free(&p);
@@ -2062,6 +2110,7 @@ static void test_body_entry_records(void)
 			p_copy(&g_base, &p);
 			off = p_add_string(&p, c[i].path, len);
 			p_set_ref(erec(&p, c[i].entry), off, len);
+			p_canon(&p);
 			if (!CHECK_INT(p_decode(&p, NULL), -EUCLEAN))
 				tap_diag("entry at %s", c[i].path);
 			p_free(&p);
@@ -2083,8 +2132,31 @@ static void test_body_entry_records(void)
 		uint32_t off = p_add_string(&p, "/data/empty/l", 13);
 
 		p_set_ref(erec(&p, 4), off, 13);
+		p_canon(&p);
 	}
 	EXPECT_BODY(&p, -EUCLEAN, "parent /data/empty is a file");
+	p_free(&p);
+
+	/* Strings are canonical: no unreferenced byte, no other order. */
+	p_copy(&g_base, &p);
+	p_add_string(&p, "/x", 2);
+	EXPECT_BODY(&p, -EUCLEAN, "unreferenced bytes in the string table");
+	p_free(&p);
+	p_copy(&g_base, &p);
+	p_canon(&p);
+	CHECK_INT(p_decode(&p, NULL), 0); /* the control: canon of canon */
+	{
+		/* Swap the references of regions 0 and 1 (same order otherwise). */
+		uint8_t a[8], b[8];
+
+		memcpy(a, rrec(&p, 0), 8);
+		memcpy(b, rrec(&p, 1), 8);
+		if (get32(a + 4) == get32(b + 4)) {
+			memcpy(rrec(&p, 0), b, 8);
+			memcpy(rrec(&p, 1), a, 8);
+			EXPECT_BODY(&p, -EUCLEAN, "strings out of order");
+		}
+	}
 	p_free(&p);
 	/* The embed point recorded as a symlink. */
 	p_copy(&g_base, &p);
@@ -2199,6 +2271,7 @@ static void test_body_strings(void)
 			p_copy(&g_base, &p);
 			off = p_add_string(&p, bad[i], len);
 			p_set_ref(erec(&p, 2), off, len);
+			p_canon(&p);
 			if (!CHECK_INT(p_decode(&p, NULL), -EUCLEAN))
 				tap_diag("entry path \"%s\"", bad[i]);
 			p_free(&p);
@@ -2219,6 +2292,7 @@ static void test_body_strings(void)
 			p_copy(&g_base, &p);
 			off = p_add_string(&p, long_path, len);
 			p_set_ref(erec(&p, 6), off, len);
+			p_canon(&p);
 			if (len < FSPF_PATH_MAX_BYTES) {
 				CHECK_INT(p_decode(&p, &back), 0);
 				if (back)
@@ -2231,6 +2305,33 @@ static void test_body_strings(void)
 				EXPECT_BODY(&p, -EUCLEAN, "path of 4096 bytes");
 			}
 			p_free(&p);
+		}
+		/* 4095 bytes through the model: encodes and decodes. */
+		{
+			struct fspf *f = fspf_or_die();
+			struct fspf_entry e = { 0 };
+			const char *why, *bad;
+			uint8_t *buf = NULL;
+			size_t size;
+
+			REQUIRE_INT(region(f, "/", "/k", FSPF_ENCRYPTED, 32, 4096), 0);
+			e.path = strndup(long_path, FSPF_PATH_MAX_BYTES - 1);
+			e.path[5] = '\0'; /* "/data" first: the parent */
+			e.type = FSPF_DIR;
+			REQUIRE_INT(fspf_entries_put(f, &e, 1, &why, &bad), 0);
+			e.path = strndup(long_path, FSPF_PATH_MAX_BYTES - 1);
+			e.type = FSPF_FILE;
+			e.size = 1;
+			REQUIRE_INT(fspf_entries_put(f, &e, 1, &why, &bad), 0);
+			REQUIRE_INT(fspf_encode(f, NULL, &buf, &size, NULL), 0);
+			CHECK_INT(fspf_decode(buf, size, NULL, &back, NULL), 0);
+			if (back)
+				CHECK_INT(strlen(fspf_entry(back, 1)->path),
+					  FSPF_PATH_MAX_BYTES - 1);
+			fspf_free(back);
+			back = NULL;
+			free(buf);
+			fspf_free(f);
 		}
 		free(long_path);
 	}
