@@ -274,13 +274,13 @@ bench_tree() {
 
 	if [ "$enc_ns" -gt 0 ]; then
 		warm "$ENC_OUT"
-		setup_verify_enc() { CMD=("$BIN" verify "$enc_fspf"); }
+		setup_verify_enc() { CMD=("$BIN" verify --allow-unencrypted "$enc_fspf"); }
 		best verify-enc setup_verify_enc
 		report "verify, encrypted" "$bytes" "$files"
 		grep -h '^Verified' "$T/verify-enc.out" | sed 's/^/    /' || true
 	fi
 	if [ "$auth_ns" -gt 0 ]; then
-		setup_verify_auth() { CMD=("$BIN" verify "$auth_fspf"); }
+		setup_verify_auth() { CMD=("$BIN" verify --allow-unencrypted "$auth_fspf"); }
 		best verify-auth setup_verify_auth
 		report "verify, authenticated" "$bytes" "$files"
 	fi
