@@ -212,9 +212,14 @@ int cli_get_key(const struct key_opts *ko, struct fsh_key **key_ret)
 		return key_from_text(ko->key_arg, strlen(ko->key_arg),
 				     "given on the command line", key_ret);
 	}
-	if (env && *env)
-		return key_from_text(env, strlen(env), "in SCONE_FSPF_KEY",
-				     key_ret);
+	if (env && *env) {
+		int ret = key_from_text(env, strlen(env), "in SCONE_FSPF_KEY",
+					key_ret);
+
+		/* Our copy of the environment need not hold it any longer. */
+		fsh_wipe((char *)env, strlen(env));
+		return ret;
+	}
 	return 0;
 }
 
