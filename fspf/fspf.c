@@ -106,13 +106,16 @@ bool fspf_path_valid(const char *path, size_t len)
 	return true;
 }
 
-int fspf_path_normalize(const char *path, char *out)
+/*
+ * The one component walker: drop empty components, refuse "..", and refuse
+ * "." (@drop_dot false) or drop it (true). An absolute result starts with
+ * '/' and is "/" when empty; a relative one is "." when empty.
+ */
+static int normalize(const char *in, char *out, bool absolute, bool drop_dot)
 {
 	size_t o = 0;
-	const char *p = path;
+	const char *p = in;
 
-	if (!path || path[0] != '/')
-		return -EINVAL;
 	while (*p) {
 		const char *c;
 		size_t n;
@@ -125,19 +128,31 @@ int fspf_path_normalize(const char *path, char *out)
 		while (*p && *p != '/')
 			p++;
 		n = (size_t)(p - c);
-		if ((n == 1 && c[0] == '.') ||
-		    (n == 2 && c[0] == '.' && c[1] == '.'))
+		if (n == 1 && c[0] == '.') {
+			if (drop_dot)
+				continue;
+			return -EINVAL;
+		}
+		if (n == 2 && c[0] == '.' && c[1] == '.')
 			return -EINVAL;
 		if (o + 1 + n >= FSPF_PATH_MAX_BYTES)
 			return -EINVAL;
-		out[o++] = '/';
+		if (absolute || o)
+			out[o++] = '/';
 		memcpy(out + o, c, n);
 		o += n;
 	}
 	if (o == 0)
-		out[o++] = '/';
+		out[o++] = absolute ? '/' : '.';
 	out[o] = '\0';
 	return 0;
+}
+
+int fspf_path_normalize(const char *path, char *out)
+{
+	if (!path || path[0] != '/')
+		return -EINVAL;
+	return normalize(path, out, true, false);
 }
 
 /*
@@ -147,38 +162,11 @@ int fspf_path_normalize(const char *path, char *out)
  */
 static int kernel_normalize(const char *in, char *out)
 {
-	size_t o = 0;
-	const char *p = in;
-
 	if (!in || !*in || strlen(in) >= FSPF_PATH_MAX_BYTES)
 		return -EINVAL;
 	if (in[0] == '/')
 		return fspf_path_normalize(in, out);
-	while (*p) {
-		const char *c;
-		size_t n;
-
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		c = p;
-		while (*p && *p != '/')
-			p++;
-		n = (size_t)(p - c);
-		if (n == 1 && c[0] == '.')
-			continue;
-		if (n == 2 && c[0] == '.' && c[1] == '.')
-			return -EINVAL;
-		if (o)
-			out[o++] = '/';
-		memcpy(out + o, c, n);
-		o += n;
-	}
-	if (!o)
-		out[o++] = '.';
-	out[o] = '\0';
-	return 0;
+	return normalize(in, out, false, true);
 }
 
 static bool kernel_valid(const char *k)

@@ -2,6 +2,7 @@
 /* Shared pieces of scone-fspf: messages, keys and tags, parallel work, progress. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -105,6 +106,24 @@ int key_opts_parse(struct key_opts *ko, int c, const char *arg)
 	default:
 		return 0;
 	}
+}
+
+int cli_bad_option(const char *cmd, int c, char **argv)
+{
+	if (c == ':')
+		return cli_usage("%s: option '%s' needs a value", cmd,
+				 argv[optind - 1]);
+	return cli_usage("%s: unknown option '%s'", cmd, argv[optind - 1]);
+}
+
+int key_opts_option(struct key_opts *ko, int c, const char *cmd, char **argv)
+{
+	int ret = key_opts_parse(ko, c, optarg);
+
+	if (ret < 0)
+		return cli_usage("%s: bad value '%s' for '%s'", cmd, optarg,
+				 argv[optind - 1]);
+	return ret ? 0 : cli_bad_option(cmd, c, argv);
 }
 
 /* Read at most @max - 1 bytes of @fd into the secret buffer @buf. */

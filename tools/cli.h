@@ -63,6 +63,16 @@ enum {
 int key_opts_parse(struct key_opts *ko, int c, const char *arg);
 
 /*
+ * key_opts_option() - the default: branch of a subcommand's getopt loop:
+ * take a key option, or report a bad value, a missing value or an unknown
+ * option. Return: 0 when taken, else the usage exit status (printed).
+ */
+int key_opts_option(struct key_opts *ko, int c, const char *cmd, char **argv);
+
+/* Report getopt's ':' (missing value) or '?' (unknown). Return: EXIT_USAGE. */
+int cli_bad_option(const char *cmd, int c, char **argv);
+
+/*
  * cli_get_key() - the fspf key from --key-fd, --key-file, a positional KEY
  * (warns) or SCONE_FSPF_KEY, in that order; *key_ret = NULL when none given.
  * Return: 0, or 1 after printing an error.

@@ -61,14 +61,6 @@ static int positionals(int argc, char **argv, int min, int max,
 	return 0;
 }
 
-/* getopt_long runs with its own messages off; unknown -> usage error. */
-static int bad_option(const char *cmd, int c, char **argv)
-{
-	if (c == ':')
-		return cli_usage("%s: option '%s' needs a value", cmd,
-				 argv[optind - 1]);
-	return cli_usage("%s: unknown option '%s'", cmd, argv[optind - 1]);
-}
 
 /* -c BYTES and -k BITS of addr and create-volume. Return: 0 or a usage exit. */
 static int parse_size_opt(int c, const char *arg, const char *cmd,
@@ -109,7 +101,7 @@ int cmd_create(int argc, char **argv)
 			fputs(USAGE, stdout);
 			return 0;
 		default:
-			return bad_option("create", c, argv);
+			return cli_bad_option("create", c, argv);
 		}
 	}
 	if ((ret = positionals(argc, argv, 1, 2, "create")))
@@ -191,12 +183,8 @@ int cmd_addr(int argc, char **argv)
 			fputs(USAGE, stdout);
 			return 0;
 		default:
-			ret = key_opts_parse(&ko, c, optarg);
-			if (ret < 0)
-				return cli_usage("addr: bad value '%s' for '%s'",
-						 optarg, argv[optind - 1]);
-			if (!ret)
-				return bad_option("addr", c, argv);
+			if ((ret = key_opts_option(&ko, c, "addr", argv)))
+				return ret;
 		}
 	}
 	if ((ret = positionals(argc, argv, 2, 2, "addr")))
@@ -256,12 +244,8 @@ int cmd_addf(int argc, char **argv)
 			fputs(USAGE, stdout);
 			return 0;
 		}
-		ret = key_opts_parse(&ko, c, optarg);
-		if (ret < 0)
-			return cli_usage("addf: bad value '%s' for '%s'", optarg,
-					 argv[optind - 1]);
-		if (!ret)
-			return bad_option("addf", c, argv);
+		if ((ret = key_opts_option(&ko, c, "addf", argv)))
+			return ret;
 	}
 	if ((ret = positionals(argc, argv, 3, 4, "addf")))
 		return ret;
@@ -424,12 +408,8 @@ int cmd_encrypt(int argc, char **argv)
 			ko.key_file = optarg;
 			break;
 		default:
-			ret = key_opts_parse(&ko, c, optarg);
-			if (ret < 0)
-				return cli_usage("encrypt: bad value '%s' for '%s'",
-						 optarg, argv[optind - 1]);
-			if (!ret)
-				return bad_option("encrypt", c, argv);
+			if ((ret = key_opts_option(&ko, c, "encrypt", argv)))
+				return ret;
 		}
 	}
 	if ((ret = positionals(argc, argv, 1, 1, "encrypt")))
@@ -622,12 +602,8 @@ int cmd_show(int argc, char **argv)
 			fputs(USAGE, stdout);
 			return 0;
 		default:
-			ret = key_opts_parse(&ko, c, optarg);
-			if (ret < 0)
-				return cli_usage("show: bad value '%s' for '%s'",
-						 optarg, argv[optind - 1]);
-			if (!ret)
-				return bad_option("show", c, argv);
+			if ((ret = key_opts_option(&ko, c, "show", argv)))
+				return ret;
 		}
 	}
 	if ((ret = positionals(argc, argv, 1, 2, "show")))
@@ -742,7 +718,7 @@ int cmd_create_volume(int argc, char **argv)
 			fputs(USAGE, stdout);
 			return 0;
 		default:
-			return bad_option("create-volume", c, argv);
+			return cli_bad_option("create-volume", c, argv);
 		}
 	}
 	if ((ret = positionals(argc, argv, 1, 2, "create-volume")))

@@ -390,13 +390,8 @@ int cmd_verify(int argc, char **argv)
 			printf("Usage: scone-fspf verify FSPF [--root DIR] [key and tag options]\n");
 			return 0;
 		default:
-			ret = key_opts_parse(&ko, c, optarg);
-			if (ret < 0)
-				return cli_usage("verify: bad value '%s' for '%s'",
-						 optarg, argv[optind - 1]);
-			if (!ret)
-				return cli_usage("verify: unknown option '%s'",
-						 argv[optind - 1]);
+			if ((ret = key_opts_option(&ko, c, "verify", argv)))
+				return ret;
 		}
 	}
 	if (argc - optind < 1)
@@ -699,13 +694,8 @@ static int parse_read_opts(int argc, char **argv, const char *cmd,
 			printf("Usage: scone-fspf %s\n", usage);
 			return 0;
 		default:
-			ret = key_opts_parse(ko, c, optarg);
-			if (ret < 0)
-				return cli_usage("%s: bad value '%s' for '%s'",
-						 cmd, optarg, argv[optind - 1]);
-			if (!ret)
-				return cli_usage("%s: unknown option '%s'", cmd,
-						 argv[optind - 1]);
+			if ((ret = key_opts_option(ko, c, cmd, argv)))
+				return ret;
 		}
 	}
 	return -1;
