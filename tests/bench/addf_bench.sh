@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # addf_bench.sh: how fast `scone-fspf addf` and `verify` protect a tree,
-# against `cp -r` of the same tree measured in the same run.
+# against `cp -r` of the same tree and a plain read()/write() copy of it,
+# both measured in the same run.
 #
 # Case 1, a mixed tree of about BENCH_MB MiB: one file of half of it, medium
 # files (1-8 MiB) for a quarter, ~5,000 small files (per GiB) for the rest.
