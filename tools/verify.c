@@ -38,6 +38,7 @@ struct vjob {
 	int fd;
 	pthread_mutex_t lock;
 	bool opened;
+	uint64_t segments_left; /* under @lock */
 	uint64_t *failed; /* indices of chunks that failed, under @lock */
 	size_t failed_count, failed_cap;
 };
@@ -267,9 +268,8 @@ static int walk_extra(struct verify *v, size_t ri, const char *host,
 	return err;
 }
 
-static int verify_segment(void *ctx, size_t index, unsigned worker)
+static void verify_range(struct verify *v, size_t index, unsigned worker)
 {
-	struct verify *v = ctx;
 	struct vseg *s = &v->segs[index];
 	struct vjob *j = &v->jobs[s->job];
 	const struct fspf_region *r = j->region;
@@ -307,7 +307,7 @@ static int verify_segment(void *ctx, size_t index, unsigned worker)
 	fd = j->fd;
 	pthread_mutex_unlock(&j->lock);
 	if (fd < 0)
-		return 0;
+		return;
 	while (got < len) {
 		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
 
@@ -317,14 +317,14 @@ static int verify_segment(void *ctx, size_t index, unsigned worker)
 			report(v, j->entry->path, UINT64_MAX,
 			       "cannot read '%s': %s", j->host,
 			       n < 0 ? strerror(errno) : "file shrank while being read");
-			return 0;
+			return;
 		}
 		got += (size_t)n;
 	}
 	if (fsh_aead_new(fspf_entry_key(v->fspf, j->entry), r->key_size,
 			 &aead)) {
 		report(v, j->entry->path, UINT64_MAX, "out of memory");
-		return 0;
+		return;
 	}
 	for (uint64_t i = 0; i < s->count; i++) {
 		size_t co = (size_t)(i * chunk);
@@ -358,6 +358,21 @@ static int verify_segment(void *ctx, size_t index, unsigned worker)
 	fsh_aead_free(aead);
 	fsh_wipe(buf, len);
 	progress_add(v->progress, 0, len);
+}
+
+/* One segment; the last segment of a file closes it (no fd per file kept). */
+static int verify_segment(void *ctx, size_t index, unsigned worker)
+{
+	struct verify *v = ctx;
+	struct vjob *j = &v->jobs[v->segs[index].job];
+
+	verify_range(v, index, worker);
+	pthread_mutex_lock(&j->lock);
+	if (--j->segments_left == 0 && j->fd >= 0) {
+		close(j->fd);
+		j->fd = -1;
+	}
+	pthread_mutex_unlock(&j->lock);
 	return 0;
 }
 
@@ -484,6 +499,7 @@ int cmd_verify(int argc, char **argv)
 					     : per;
 
 			v.segs[v.seg_count++] = (struct vseg){ (uint32_t)i, first, n };
+			v.jobs[i].segments_left++;
 		}
 		v.files++;
 		v.bytes += e->size;

@@ -1090,6 +1090,23 @@ case_extract_no_symlink_escape() {
 	expect_err 'stands above its embed point'
 }
 
+# More files than open descriptors allowed: addf and verify keep no file
+# open longer than its work (verify used to keep every one open).
+case_many_files_low_fd_limit() {
+	mkdir src
+	for i in $(seq 300); do echo "$i" >"src/f$i"; done
+	fspf create fspf.pb >/dev/null
+	fspf addr fspf.pb / -e --kernel /out >/dev/null
+	(
+		ulimit -n 48
+		"$BIN" addf fspf.pb / src out >/dev/null &&
+			"$BIN" encrypt fspf.pb --key-file k >/dev/null &&
+			"$BIN" verify fspf.pb --root . --key-file k
+	) >"$OUT" 2>"$ERR" && RC=0 || RC=$?
+	expect_rc 0
+	expect_out ' 300 files, .*: OK$'
+}
+
 case_help_version() {
 	run fspf --help
 	expect_rc 0
