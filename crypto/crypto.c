@@ -61,11 +61,26 @@ void fsh_random(void *buf, size_t size)
 	randombytes_buf(buf, size);
 }
 
+int fsh_nonces(uint8_t *nonces, size_t count)
+{
+	size_t size = count * FSH_NONCE_BYTES;
+
+	if (count > SIZE_MAX / FSH_NONCE_BYTES)
+		return -EINVAL;
+	while (size) {
+		size_t n = size < EVP_PIECE_BYTES ? size : EVP_PIECE_BYTES;
+
+		if (RAND_bytes(nonces, (int)n) != 1)
+			return openssl_error();
+		nonces += n;
+		size -= n;
+	}
+	return 0;
+}
+
 int fsh_nonce(uint8_t nonce[FSH_NONCE_BYTES])
 {
-	if (RAND_bytes(nonce, FSH_NONCE_BYTES) != 1)
-		return openssl_error();
-	return 0;
+	return fsh_nonces(nonce, 1);
 }
 
 bool fsh_memeq(const void *a, const void *b, size_t size)

@@ -669,9 +669,13 @@ static int put_cmp(const void *a, const void *b)
 	return x->order < y->order ? -1 : x->order > y->order;
 }
 
+#define RANDOM_PER_FILE (KEY_SLOT_BYTES + FSPF_ID_BYTES)
+
 int fspf_entries_put(struct fspf *f, struct fspf_entry *in, size_t count,
 		     const char **why_ret, const char **path_ret)
 {
+	uint8_t *rnd = NULL;
+	size_t r_used = 0;
 	struct put_item *items = NULL;
 	struct fspf_entry *merged = NULL;
 	bool *from_new = NULL;
@@ -738,6 +742,13 @@ int fspf_entries_put(struct fspf *f, struct fspf_entry *in, size_t count,
 	err = keys_reserve(f, files);
 	if (err)
 		goto out;
+	/* Keys and ids of all new files from one draw (secret: locked). */
+	rnd = fsh_secure_alloc(files * RANDOM_PER_FILE);
+	if (!rnd) {
+		err = -ENOMEM;
+		goto out;
+	}
+	fsh_random(rnd, files * RANDOM_PER_FILE);
 	/* Allocate what the new files need before touching the model. */
 	for (i = 0; i < m; i++) {
 		struct fspf_entry *e = &merged[i];
@@ -779,9 +790,10 @@ int fspf_entries_put(struct fspf *f, struct fspf_entry *in, size_t count,
 			const struct fspf_region *r = fspf_entry_region(f, e);
 
 			e->key_slot = key_slot_take(f);
-			fsh_random(f->keys + (size_t)e->key_slot * KEY_SLOT_BYTES,
-				   r->key_size);
-			fsh_random(e->id, sizeof(e->id));
+			memcpy(f->keys + (size_t)e->key_slot * KEY_SLOT_BYTES,
+			       rnd + r_used, r->key_size);
+			memcpy(e->id, rnd + r_used + KEY_SLOT_BYTES, sizeof(e->id));
+			r_used += RANDOM_PER_FILE;
 		} else {
 			e->chunk_count = 0;
 			e->chunks = NULL;
@@ -806,6 +818,7 @@ int fspf_entries_put(struct fspf *f, struct fspf_entry *in, size_t count,
 	f->entry_count = m;
 	merged = NULL;
 out:
+	fsh_secure_free(rnd);
 	free(merged);
 	free(from_new);
 	free(items);
@@ -823,22 +836,24 @@ static void chunk_ad(uint8_t ad[FSPF_CHUNK_AD_BYTES], const uint8_t *id,
 	put_le32(ad + 28, domain);
 }
 
-int fspf_chunk_seal(struct fsh_aead *aead, const struct fspf_region *r,
-		    struct fspf_entry *e, uint64_t index, const uint8_t *in,
+static bool seal_args_ok(const struct fspf_region *r,
+			 const struct fspf_entry *e, uint64_t index, size_t size)
+{
+	return index < e->chunk_count && size && size <= r->chunk_size &&
+	       (r->protection == FSPF_ENCRYPTED ||
+		r->protection == FSPF_AUTHENTICATED);
+}
+
+/* Seal one chunk under @nonce (checked by the caller), into its record. */
+static int seal_one(struct fsh_aead *aead, const struct fspf_region *r,
+		    struct fspf_entry *e, uint64_t index,
+		    const uint8_t nonce[FSH_NONCE_BYTES], const uint8_t *in,
 		    uint8_t *out, size_t size)
 {
 	uint8_t ad[FSPF_CHUNK_AD_BYTES];
-	struct fspf_chunk *c;
-	int err;
+	struct fspf_chunk *c = &e->chunks[index];
 
-	if (index >= e->chunk_count || size > r->chunk_size || !size ||
-	    (r->protection != FSPF_ENCRYPTED &&
-	     r->protection != FSPF_AUTHENTICATED))
-		return -EINVAL;
-	c = &e->chunks[index];
-	err = fsh_nonce(c->nonce);
-	if (err)
-		return err;
+	memcpy(c->nonce, nonce, FSH_NONCE_BYTES);
 	if (r->protection == FSPF_ENCRYPTED) {
 		struct fsh_span span = { in, out, size };
 
@@ -846,12 +861,51 @@ int fspf_chunk_seal(struct fsh_aead *aead, const struct fspf_region *r,
 		return fsh_aead_seal(aead, c->nonce, ad, sizeof(ad), &span, 1,
 				     c->tag);
 	}
-	if (r->protection == FSPF_AUTHENTICATED) {
-		chunk_ad(ad, e->id, index, size, DOMAIN_AUTHENTICATED);
-		return fsh_aead_mac(aead, c->nonce, ad, sizeof(ad), in, size,
-				    c->tag);
+	chunk_ad(ad, e->id, index, size, DOMAIN_AUTHENTICATED);
+	return fsh_aead_mac(aead, c->nonce, ad, sizeof(ad), in, size, c->tag);
+}
+
+int fspf_chunk_seal(struct fsh_aead *aead, const struct fspf_region *r,
+		    struct fspf_entry *e, uint64_t index, const uint8_t *in,
+		    uint8_t *out, size_t size)
+{
+	uint8_t nonce[FSH_NONCE_BYTES];
+	int err;
+
+	if (!seal_args_ok(r, e, index, size))
+		return -EINVAL;
+	err = fsh_nonces(nonce, 1);
+	return err ? err : seal_one(aead, r, e, index, nonce, in, out, size);
+}
+
+int fspf_chunks_seal(struct fsh_aead *aead, const struct fspf_region *r,
+		     struct fspf_entry *e, uint64_t first, const uint8_t *in,
+		     uint8_t *out, size_t size)
+{
+	enum { BATCH = 256 };
+	uint8_t nonces[BATCH][FSH_NONCE_BYTES];
+	uint64_t count = fspf_chunk_count(size, r->chunk_size);
+	int err = 0;
+
+	if (!count || !seal_args_ok(r, e, first + count - 1,
+				    size - (count - 1) * r->chunk_size) ||
+	    first + count < first)
+		return -EINVAL;
+	for (uint64_t done = 0; !err && done < count; done += BATCH) {
+		size_t n = count - done < BATCH ? (size_t)(count - done) : BATCH;
+
+		/* One DRBG call for many nonces: a call costs about a seal. */
+		err = fsh_nonces(nonces[0], n);
+		for (size_t i = 0; !err && i < n; i++) {
+			size_t off = (size_t)((done + i) * r->chunk_size);
+			size_t len = size - off < r->chunk_size ? size - off
+								 : r->chunk_size;
+
+			err = seal_one(aead, r, e, first + done + i, nonces[i],
+				       in + off, out ? out + off : NULL, len);
+		}
 	}
-	return -EINVAL;
+	return err;
 }
 
 int fspf_chunk_open(struct fsh_aead *aead, const struct fspf_region *r,

@@ -291,6 +291,17 @@ int fspf_chunk_seal(struct fsh_aead *aead, const struct fspf_region *region,
 		    uint8_t *out, size_t size);
 
 /**
+ * fspf_chunks_seal() - fspf_chunk_seal() of the consecutive chunks that
+ * make up @size bytes at @in (whole chunks, the last may be partial),
+ * starting at chunk @first; nonces are drawn in batches. @out may be NULL
+ * for an authenticated region.
+ * Return: 0, -EINVAL (bad range or region), -EIO.
+ */
+int fspf_chunks_seal(struct fsh_aead *aead, const struct fspf_region *region,
+		     struct fspf_entry *entry, uint64_t first,
+		     const uint8_t *in, uint8_t *out, size_t size);
+
+/**
  * fspf_chunk_open() - verify chunk @index of @entry from its stored bytes
  * @in and release the plaintext to @out (decrypted, or copied when only
  * authenticated). @out may equal @in. On failure @out is wiped.

@@ -326,13 +326,9 @@ static int seal_segment(void *ctx, size_t index, unsigned worker)
 	}
 	err = fsh_aead_new(fspf_entry_key(p->fspf, j->entry), r->key_size,
 			   &aead);
-	for (uint64_t i = 0; !err && i < s->count; i++) {
-		size_t co = (size_t)(i * chunk);
-		size_t cl = len - co < chunk ? len - co : (size_t)chunk;
-
-		err = fspf_chunk_seal(aead, r, j->entry, s->first + i,
-				      buf + co, buf + co, cl);
-	}
+	if (!err && len)
+		err = fspf_chunks_seal(aead, r, j->entry, s->first, buf, buf,
+				       len);
 	fsh_aead_free(aead);
 	if (err) {
 		set_error(p, "cannot protect", j->src, strerror(-err));
@@ -500,6 +496,20 @@ static int make_output_dirs(const char *output, const struct items *it,
 		}
 	}
 	return 0;
+}
+
+static int backup_job(void *ctx, size_t i, unsigned worker)
+{
+	struct protect *p = ctx;
+
+	return place_backup(&p->jobs[i].pl, i) ? 1 : 0;
+}
+
+static int commit_job(void *ctx, size_t i, unsigned worker)
+{
+	struct protect *p = ctx;
+
+	return place_commit(&p->jobs[i].pl) ? 1 : 0;
 }
 
 static void undo(struct protect *p, struct made_dir *dirs, size_t dir_count,
@@ -798,14 +808,12 @@ int protect_tree(struct fspf *fspf, const char *embed_arg, const char *source,
 	if (hooks && hooks->before_rename && hooks->before_rename(hooks->arg))
 		goto out;
 	/* Keep what the outputs replace, then put the outputs in place. */
-	for (size_t i = 0; output && i < p.job_count; i++)
-		if (place_backup(&p.jobs[i].pl, i))
-			goto out;
+	/* Metadata-bound, one system call each: on all cores too. */
+	if (output && (run_parallel(p.job_count, threads, backup_job, &p) ||
+		       run_parallel(p.job_count, threads, commit_job, &p)))
+		goto out;
 	for (size_t i = 0; i < link_count; i++)
 		if (place_backup(&links[i], p.job_count + i))
-			goto out;
-	for (size_t i = 0; output && i < p.job_count; i++)
-		if (place_commit(&p.jobs[i].pl))
 			goto out;
 	for (size_t i = 0; i < link_count; i++)
 		if (place_commit(&links[i]))
