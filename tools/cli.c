@@ -108,6 +108,17 @@ int key_opts_parse(struct key_opts *ko, int c, const char *arg)
 	}
 }
 
+int cli_unexpected(const char *cmd, const char *arg)
+{
+	size_t n = strlen(arg), hex = strspn(arg, "0123456789abcdefABCDEF");
+
+	/* Do not echo what looks like a key to a terminal or a log. */
+	if (n == hex && n == FSH_FSPF_KEY_HEX_BYTES)
+		return cli_usage("%s: unexpected argument (it looks like a key: give keys with --key-file, --key-fd or SCONE_FSPF_KEY)",
+				 cmd);
+	return cli_usage("%s: unexpected argument '%s'", cmd, arg);
+}
+
 int cli_bad_option(const char *cmd, int c, char **argv)
 {
 	if (c == ':')
@@ -199,10 +210,8 @@ int cli_get_key(const struct key_opts *ko, struct fsh_key **key_ret)
 	int given = (ko->key_fd >= 0) + !!ko->key_file + !!ko->key_arg;
 
 	*key_ret = NULL;
-	if (given > 1) {
-		cli_error("give the key one way only (--key-fd, --key-file or KEY)");
-		return 1;
-	}
+	if (given > 1)
+		return cli_usage("give the key one way only (--key-fd, --key-file or KEY)");
 	if (ko->key_fd >= 0) {
 		snprintf(what, sizeof(what), "from file descriptor %d",
 			 ko->key_fd);
@@ -242,7 +251,10 @@ int cli_get_key(const struct key_opts *ko, struct fsh_key **key_ret)
 	return 0;
 }
 
-/* The expected tag, if the user gave one. Return: 0 none, 1 got it, -1 error. */
+/*
+ * The expected tag, if the user gave one.
+ * Return: 0 none, 1 got it, -1 error, -EXIT_USAGE usage error (printed).
+ */
 static int get_expected_tag(const struct key_opts *ko,
 			    uint8_t tag[FSH_TAG_BYTES])
 {
@@ -252,8 +264,8 @@ static int get_expected_tag(const struct key_opts *ko,
 	size_t len = 0;
 
 	if (ko->tag_hex && ko->tag_file) {
-		cli_error("give the expected tag one way only (--expected-tag or --tag-file)");
-		return -1;
+		cli_usage("give the expected tag one way only (--expected-tag or --tag-file)");
+		return -EXIT_USAGE;
 	}
 	if (ko->tag_file) {
 		int fd = open(ko->tag_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -286,6 +298,11 @@ static int get_expected_tag(const struct key_opts *ko,
 		return 0;
 	}
 	if (fsh_hex_decode(text, len, tag, FSH_TAG_BYTES)) {
+		if (text == ko->tag_hex) {
+			cli_usage("bad value for --expected-tag: expected %d hex digits",
+				  FSH_TAG_HEX_BYTES);
+			return -EXIT_USAGE;
+		}
 		cli_error("bad expected tag in '%s': expected %d hex digits",
 			  what, FSH_TAG_HEX_BYTES);
 		return -1;
@@ -300,13 +317,17 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 	uint8_t expected[FSH_TAG_BYTES];
 	struct fsh_key *key = NULL;
 	struct fspf *fspf = NULL;
-	int have, err;
+	int have, err, ret;
 
-	if (cli_get_key(ko, &key))
-		return 1;
+	ret = cli_get_key(ko, &key);
+	if (ret)
+		return ret;
+	ret = 1;
 	have = get_expected_tag(ko, expected);
-	if (have < 0)
+	if (have < 0) {
+		ret = -have;
 		goto fail;
+	}
 	err = fspf_load(path, key, &fspf, tag_ret);
 	if (err == -ENOKEY) {
 		cli_error("cannot open '%s': the fspf is encrypted: give its key with --key-file, --key-fd or SCONE_FSPF_KEY",
@@ -339,7 +360,7 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 
 		cli_tag_hex(expected, want);
 		cli_tag_hex(tag_ret, got);
-		cli_error("'%s': the supplied tag is not fresh - suspected rollback or tampering (expected %s, found %s)",
+		cli_error("'%s': its tag is not the expected one, so it is not fresh - suspected rollback or tampering (expected %s, found %s)",
 			  path, want, got);
 		goto fail;
 	}
@@ -351,7 +372,7 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 fail:
 	fspf_free(fspf);
 	fsh_key_free(key);
-	return 1;
+	return ret;
 }
 
 int cli_store_fspf(const struct fspf *fspf, const char *path,

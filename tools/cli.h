@@ -69,13 +69,17 @@ int key_opts_parse(struct key_opts *ko, int c, const char *arg);
  */
 int key_opts_option(struct key_opts *ko, int c, const char *cmd, char **argv);
 
+/* Report a surplus positional argument (a key is not echoed). Return: EXIT_USAGE. */
+int cli_unexpected(const char *cmd, const char *arg);
+
 /* Report getopt's ':' (missing value) or '?' (unknown). Return: EXIT_USAGE. */
 int cli_bad_option(const char *cmd, int c, char **argv);
 
 /*
  * cli_get_key() - the fspf key from --key-fd, --key-file, a positional KEY
  * (warns) or SCONE_FSPF_KEY, in that order; *key_ret = NULL when none given.
- * Return: 0, or 1 after printing an error.
+ * Return: 0, or the exit status after printing an error (1, or 2 for a
+ * usage error).
  */
 int cli_get_key(const struct key_opts *ko, struct fsh_key **key_ret);
 
@@ -83,7 +87,8 @@ int cli_get_key(const struct key_opts *ko, struct fsh_key **key_ret);
  * cli_open_fspf() - load and verify @path with the key from @ko, and check
  * the expected tag from @ko or SCONE_FSPF_TAG if any.
  * @have_expected_ret: whether an expected tag was checked (may be NULL).
- * Return: 0, or 1 after printing an error.
+ * Return: 0, or the exit status after printing an error (1, or 2 for a
+ * usage error such as a key given two ways).
  */
 int cli_open_fspf(const char *path, const struct key_opts *ko,
 		  struct fspf **fspf_ret, struct fsh_key **key_ret,

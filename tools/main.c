@@ -56,8 +56,7 @@ static int positionals(int argc, char **argv, int min, int max,
 	if (n < min)
 		return cli_usage("%s: missing argument", cmd);
 	if (n > max)
-		return cli_usage("%s: unexpected argument '%s'", cmd,
-				 argv[optind + max]);
+		return cli_unexpected(cmd, argv[optind + max]);
 	return 0;
 }
 
@@ -202,8 +201,8 @@ int cmd_addr(int argc, char **argv)
 		r.key_size = set_bits ? (uint32_t)bits / 8 : FSPF_DEFAULT_FILE_KEY_BYTES;
 	}
 	r.path = (char *)embed;
-	if (cli_open_fspf(path, &ko, &fspf, &key, tag, NULL))
-		return 1;
+	if ((ret = cli_open_fspf(path, &ko, &fspf, &key, tag, NULL)))
+		return ret;
 	ret = fspf_region_add(fspf, &r, &why);
 	if (ret) {
 		cli_error("cannot add region '%s' to '%s': %s", embed, path,
@@ -250,8 +249,8 @@ int cmd_addf(int argc, char **argv)
 	if ((ret = positionals(argc, argv, 3, 4, "addf")))
 		return ret;
 	path = argv[optind];
-	if (cli_open_fspf(path, &ko, &fspf, &key, tag, NULL))
-		return 1;
+	if ((ret = cli_open_fspf(path, &ko, &fspf, &key, tag, NULL)))
+		return ret;
 	{
 		struct store_hook hook = { fspf, path, key, NULL, { 0 } };
 		struct protect_hooks hooks = { store_hook_begin,
@@ -415,8 +414,8 @@ int cmd_encrypt(int argc, char **argv)
 	if ((ret = positionals(argc, argv, 1, 1, "encrypt")))
 		return ret;
 	path = argv[optind];
-	if (cli_open_fspf(path, &ko, &fspf, &key, tag, NULL))
-		return 1;
+	if ((ret = cli_open_fspf(path, &ko, &fspf, &key, tag, NULL)))
+		return ret;
 	ret = 1;
 	if (fsh_key_generate(FSH_FSPF_KEY_BYTES, &fresh)) {
 		cli_error("out of memory");
@@ -553,6 +552,8 @@ static void show_text(const struct fspf *f, const char *path,
 		putchar('\n');
 	}
 	printf("entries: %zu\n", fspf_entry_count(f));
+	if (fspf_entry_count(f))
+		printf("  t mode   uid:gid           size   chunks  path\n");
 	for (size_t i = 0; i < fspf_entry_count(f); i++) {
 		const struct fspf_entry *e = fspf_entry(f, i);
 
@@ -612,8 +613,12 @@ int cmd_show(int argc, char **argv)
 	if (argc - optind == 2) {
 		ko.key_arg = argv[optind + 1];
 	}
-	if (tag_only) {
-		/* The tag needs no key: check the header and print the trailer. */
+	if (tag_only && !ko.key_file && ko.key_fd < 0 && !ko.key_arg &&
+	    !ko.tag_hex && !ko.tag_file) {
+		/*
+		 * The tag needs no key: check the header and print the trailer.
+		 * Only the root tag's owner can tell whether it is intact.
+		 */
 		struct fspf_info info;
 		uint8_t *buf = NULL;
 		FILE *fp = fopen(path, "rb");
@@ -651,11 +656,18 @@ int cmd_show(int argc, char **argv)
 	if (ko.key_arg) /* shorten its life in /proc/PID/cmdline */
 		fsh_wipe(argv[optind + 1], strlen(argv[optind + 1]));
 	if (ret)
-		return 1;
-	if (json)
+		return ret;
+	if (tag_only) {
+		/* With a key or an expected tag: a verified tag. */
+		char hex[FSH_TAG_HEX_BYTES + 1];
+
+		cli_tag_hex(tag, hex);
+		printf("%s\n", hex);
+	} else if (json) {
 		show_json(fspf, path, tag);
-	else
+	} else {
 		show_text(fspf, path, tag);
+	}
 	fspf_free(fspf);
 	fsh_key_free(key);
 	return 0;

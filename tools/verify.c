@@ -64,6 +64,7 @@ struct verify {
 	uint8_t **buffers;
 	struct progress *progress;
 	uint64_t files, bytes, chunks, dirs, links;
+	uint64_t checked, missing; /* entries compared, entries not found */
 	bool oom;
 };
 
@@ -114,6 +115,9 @@ static int problem_cmp(const void *a, const void *b)
 		return c;
 	return x->chunk < y->chunk ? -1 : x->chunk > y->chunk;
 }
+
+/* The plural ending of a count. */
+#define S(n) ((n) == 1 ? "" : "s")
 
 static int u64_cmp(const void *a, const void *b)
 {
@@ -169,7 +173,9 @@ static int check_entry(struct verify *v, const struct fspf_entry *e,
 	struct stat st;
 	ssize_t n;
 
+	v->checked++;
 	if (lstat(host, &st) < 0) {
+		v->missing += errno == ENOENT;
 		if (errno == ENOENT)
 			report(v, e->path, UINT64_MAX, "missing (%s)", host);
 		else
@@ -412,11 +418,11 @@ int cmd_verify(int argc, char **argv)
 	if (argc - optind < 1)
 		return cli_usage("verify: missing FSPF");
 	if (argc - optind > 1)
-		return cli_usage("verify: unexpected argument '%s'",
-				 argv[optind + 1]);
+		return cli_unexpected("verify", argv[optind + 1]);
 	v.fspf_path = argv[optind];
-	if (cli_open_fspf(v.fspf_path, &ko, &v.fspf, &key, tag, &have_expected))
-		return 1;
+	if ((ret = cli_open_fspf(v.fspf_path, &ko, &v.fspf, &key, tag,
+				 &have_expected)))
+		return ret;
 	ret = 1;
 	pthread_mutex_init(&v.lock, NULL);
 	if (stat(v.fspf_path, &st) == 0) {
@@ -549,6 +555,8 @@ int cmd_verify(int argc, char **argv)
 
 		printf("%s: %s\n", pr->path, pr->msg);
 	}
+	if (total && v.missing == v.checked && !strcmp(v.root, "/"))
+		cli_note("nothing recorded was found below '/': if the tree lies elsewhere, name its root with --root DIR");
 	if (total) {
 		fflush(stdout);
 		cli_error("verification of '%s' failed: %zu problem%s",
@@ -559,11 +567,12 @@ int cmd_verify(int argc, char **argv)
 		char hex[FSH_TAG_HEX_BYTES + 1];
 
 		cli_tag_hex(tag, hex);
-		printf("Verified %s (tag %s): %" PRIu64 " files, %" PRIu64
-		       " bytes in %" PRIu64 " chunks, %" PRIu64
-		       " directories, %" PRIu64 " symlinks: OK\n",
-		       v.fspf_path, hex, v.files, v.bytes, v.chunks, v.dirs,
-		       v.links);
+		printf("Verified %s (tag %s): %" PRIu64 " file%s, %" PRIu64
+		       " byte%s in %" PRIu64 " chunk%s, %" PRIu64
+		       " director%s, %" PRIu64 " symlink%s: OK\n",
+		       v.fspf_path, hex, v.files, S(v.files), v.bytes,
+		       S(v.bytes), v.chunks, S(v.chunks), v.dirs,
+		       v.dirs == 1 ? "y" : "ies", v.links, S(v.links));
 	}
 	ret = 0;
 out:
@@ -741,8 +750,8 @@ int cmd_cat(int argc, char **argv)
 			  argv[optind + 1]);
 		return 1;
 	}
-	if (cli_open_fspf(fspf_path, &ko, &fspf, &key, tag, NULL))
-		return 1;
+	if ((ret = cli_open_fspf(fspf_path, &ko, &fspf, &key, tag, NULL)))
+		return ret;
 	ret = 1;
 	e = fspf_entry_find(fspf, path);
 	if (!e) {
@@ -887,18 +896,24 @@ int cmd_extract(int argc, char **argv)
 			  argv[optind + 1]);
 		return 1;
 	}
-	if (cli_open_fspf(fspf_path, &ko, &fspf, &key, tag, NULL))
-		return 1;
+	if ((ret = cli_open_fspf(fspf_path, &ko, &fspf, &key, tag, NULL)))
+		return ret;
+	ret = 1;
+	fspf_entry_range(fspf, path, &first, &end);
+	if (first == end) {
+		size_t ri;
+		bool unprotected = fspf_region_lookup(fspf, path, &ri) == 0 &&
+			fspf_region(fspf, ri)->protection == FSPF_NOT_PROTECTED;
+
+		cli_error("cannot extract '%s': %s", path,
+			  unprotected ? "it lies in a not-protected region: nothing to verify"
+				      : "nothing is recorded at or below it");
+		goto out;
+	}
 	if (mkdir(output, 0700) < 0 && errno != EEXIST) {
 		cli_error("cannot create output directory '%s': %s", output,
 			  strerror(errno));
 		goto out;
-	}
-	fspf_entry_range(fspf, path, &first, &end);
-	if (first == end) {
-		cli_error("cannot extract '%s': nothing recorded at or below it",
-			  path);
-		failed++;
 	}
 	for (size_t i = first; i < end; i++) {
 		const struct fspf_entry *e = fspf_entry(fspf, i);
@@ -940,12 +955,13 @@ int cmd_extract(int argc, char **argv)
 		}
 	}
 	if (failed) {
-		cli_error("extracted %zu entries of '%s' to '%s'; %zu failed and were left out",
-			  done, fspf_path, output, failed);
+		cli_error("extracted %zu entr%s of '%s' to '%s'; %zu failed and %s left out",
+			  done, done == 1 ? "y" : "ies", fspf_path, output,
+			  failed, failed == 1 ? "was" : "were");
 		ret = 1;
 	} else {
-		printf("Extracted %zu verified entries of %s to %s\n", done,
-		       fspf_path, output);
+		printf("Extracted %zu verified entr%s of %s to %s\n", done,
+		       done == 1 ? "y" : "ies", fspf_path, output);
 		ret = 0;
 	}
 out:

@@ -619,9 +619,9 @@ case_key_positional() {
 	run fspf show "$FSPF" "$(printf '%064d' 0)"
 	expect_rc 1
 	expect_err 'all-zero key'
-	# a key given two ways
+	# a key given two ways: a usage error
 	run fspf show "$FSPF" "$(cat "$KEY")" --key-file "$KEY"
-	expect_rc 1
+	expect_rc 2
 	expect_err 'one way'
 }
 
@@ -699,11 +699,12 @@ case_expected_tag_forms() {
 	expect_rc 0
 	verify_sample --expected-tag "${TAG^^}"
 	expect_rc 0
+	# a malformed --expected-tag or two tag sources: usage errors
 	verify_sample --expected-tag "${TAG:0:31}"
-	expect_rc 1
-	expect_err 'expected tag'
+	expect_rc 2
+	expect_err 'expected-tag'
 	verify_sample --expected-tag "$TAG" --tag-file tag.nl
-	expect_rc 1
+	expect_rc 2
 	verify_sample --tag-file "$W/no-such-tag"
 	expect_rc 1
 	expect_error_naming "$W/no-such-tag"
@@ -1105,6 +1106,24 @@ case_many_files_low_fd_limit() {
 	) >"$OUT" 2>"$ERR" && RC=0 || RC=$?
 	expect_rc 0
 	expect_out ' 300 files, .*: OK$'
+}
+
+# show --tag with a key verifies; a key-looking argument is not echoed.
+case_show_tag_with_key_verifies() {
+	make_sample
+	run fspf show --tag "$FSPF" --key-file "$KEY"
+	expect_rc 0
+	expect_out "^$TAG\$"
+	flip_byte "$FSPF" 300
+	run fspf show --tag "$FSPF"
+	expect_rc 0 # no key: the tag as stored, nothing proven
+	run fspf show --tag "$FSPF" --key-file "$KEY"
+	expect_rc 1
+	expect_err 'failed verification'
+	run fspf verify "$FSPF" "$(cat "$KEY")"
+	expect_rc 2
+	expect_err 'looks like a key'
+	expect_absent "$(cat "$KEY")"
 }
 
 case_help_version() {
