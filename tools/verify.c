@@ -688,6 +688,17 @@ out:
 	return ret;
 }
 
+/* Why nothing is recorded at @path, for cat and extract. */
+static const char *why_absent(const struct fspf *fspf, const char *path)
+{
+	size_t ri;
+
+	if (fspf_region_lookup(fspf, path, &ri) == 0 &&
+	    fspf_region(fspf, ri)->protection == FSPF_NOT_PROTECTED)
+		return "it lies in a not-protected region: nothing to verify";
+	return "nothing is recorded there in the fspf";
+}
+
 /* Parse the options shared by cat and extract. Return: -1 to go on, else exit code. */
 static int parse_read_opts(int argc, char **argv, const char *cmd,
 			   const char *usage, struct key_opts *ko,
@@ -755,14 +766,7 @@ int cmd_cat(int argc, char **argv)
 	ret = 1;
 	e = fspf_entry_find(fspf, path);
 	if (!e) {
-		size_t ri;
-
-		if (fspf_region_lookup(fspf, path, &ri) == 0 &&
-		    fspf_region(fspf, ri)->protection == FSPF_NOT_PROTECTED)
-			cli_error("cannot cat '%s': it lies in not-protected region '%s': nothing to verify",
-				  path, fspf_region(fspf, ri)->path);
-		else
-			cli_error("cannot cat '%s': not in the fspf", path);
+		cli_error("cannot cat '%s': %s", path, why_absent(fspf, path));
 		goto out;
 	}
 	if (e->type != FSPF_FILE) {
@@ -901,13 +905,7 @@ int cmd_extract(int argc, char **argv)
 	ret = 1;
 	fspf_entry_range(fspf, path, &first, &end);
 	if (first == end) {
-		size_t ri;
-		bool unprotected = fspf_region_lookup(fspf, path, &ri) == 0 &&
-			fspf_region(fspf, ri)->protection == FSPF_NOT_PROTECTED;
-
-		cli_error("cannot extract '%s': %s", path,
-			  unprotected ? "it lies in a not-protected region: nothing to verify"
-				      : "nothing is recorded at or below it");
+		cli_error("cannot extract '%s': %s", path, why_absent(fspf, path));
 		goto out;
 	}
 	if (mkdir(output, 0700) < 0 && errno != EEXIST) {

@@ -1139,12 +1139,4 @@ case_help_version() {
 
 # -------------------------------------------------------------------------------
 
-[ $# -eq 1 ] || { echo "usage: $0 CASE | --list" >&2; exit 2; }
-if [ "$1" = --list ]; then
-	declare -F | awk '$3 ~ /^case_/ {sub(/^case_/, "", $3); gsub(/_/, "-", $3); print $3}'
-	exit 0
-fi
-fn=case_${1//-/_}
-declare -F "$fn" >/dev/null || { echo "unknown case '$1'" >&2; exit 2; }
-"$fn"
-echo "ok: cli $1"
+run_case cli "$@"

@@ -225,3 +225,18 @@ flip_byte() {
 leftover_temps() {
 	find "$1" \( -name '*.tmp' -o -name '*.tmp.*' -o -name '.fshield-*' \) -print
 }
+
+# The end of a test script: run case_ARG (or --list the cases).
+run_case() {
+	local script=$1 fn
+	shift
+	[ $# -eq 1 ] || { echo "usage: $script.sh CASE | --list" >&2; exit 2; }
+	if [ "$1" = --list ]; then
+		declare -F | awk '$3 ~ /^case_/ {sub(/^case_/, "", $3); gsub(/_/, "-", $3); print $3}'
+		exit 0
+	fi
+	fn=case_${1//-/_}
+	declare -F "$fn" >/dev/null || { echo "unknown case '$1'" >&2; exit 2; }
+	"$fn"
+	echo "ok: $script $1"
+}
