@@ -320,6 +320,16 @@ FSH_WUR int fspf_chunk_open(struct fsh_aead *aead,
  */
 int fspf_path_normalize(const char *path, char *out);
 
+/**
+ * fspf_host_path() - where the host stores @path of kernel region @r: an
+ * absolute kernel directory lies under @root (NULL or "/": the host's /), a
+ * relative one (a volume's ".") next to the fspf at @fspf_path.
+ * Return: 0, or -ENAMETOOLONG when @out_size is too small.
+ */
+int fspf_host_path(const char *root, const char *fspf_path,
+		   const struct fspf_region *r, const char *path, char *out,
+		   size_t out_size);
+
 /** fspf_path_valid() - true when @path is absolute and already normal. */
 bool fspf_path_valid(const char *path, size_t len);
 

@@ -495,41 +495,6 @@ void cli_tag_hex(const uint8_t tag[FSH_TAG_BYTES],
 	fsh_hex_encode(tag, FSH_TAG_BYTES, hex);
 }
 
-int cli_host_path(const char *root, const char *fspf_path,
-		  const struct fspf_region *r, const char *path, char *out,
-		  size_t out_size)
-{
-	const char *rest = path + strlen(r->path);
-	char base[PATH_MAX];
-	int n;
-
-	if (strcmp(r->path, "/") == 0)
-		rest = path;
-	if (r->kernel[0] == '/') {
-		/* Absolute kernel directories live under the root (default /). */
-		n = snprintf(base, sizeof(base), "%s%s",
-			     root && strcmp(root, "/") ? root : "",
-			     strcmp(r->kernel, "/") ? r->kernel : "");
-	} else {
-		/* Relative ones (volumes) next to the fspf itself. */
-		const char *slash = strrchr(fspf_path, '/');
-		int dlen = slash ? (int)(slash - fspf_path) : 1;
-
-		n = snprintf(base, sizeof(base), "%.*s/%s",
-			     slash == fspf_path ? 0 : dlen,
-			     slash ? fspf_path : ".", r->kernel);
-	}
-	if (n < 0 || (size_t)n >= sizeof(base))
-		return -ENAMETOOLONG;
-	if (!*base && !*rest)
-		n = snprintf(out, out_size, "/");
-	else
-		n = snprintf(out, out_size, "%s%s", base, rest);
-	if (n < 0 || (size_t)n >= out_size)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
 unsigned cli_cpu_count(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);

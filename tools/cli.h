@@ -104,10 +104,6 @@ int cli_write_all(int fd, const void *p, size_t n);
 void cli_tag_hex(const uint8_t tag[FSH_TAG_BYTES],
 		 char hex[FSH_TAG_HEX_BYTES + 1]);
 
-/* Host path of @path, which lies in kernel region @r. Return: 0 or -ENAMETOOLONG. */
-int cli_host_path(const char *root, const char *fspf_path,
-		  const struct fspf_region *r, const char *path, char *out,
-		  size_t out_size);
 
 /* Parse a decimal number within [min, max]. Return: 0 or -EINVAL. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

@@ -449,7 +449,7 @@ int cmd_verify(int argc, char **argv)
 
 			if (fspf_region_lookup(v.fspf, e->path, &er) || er != ri)
 				continue;
-			if (cli_host_path(v.root, v.fspf_path, r, e->path, host,
+			if (fspf_host_path(v.root, v.fspf_path, r, e->path, host,
 					  sizeof(host))) {
 				report(&v, e->path, UINT64_MAX, "host path too long");
 				continue;
@@ -459,7 +459,7 @@ int cmd_verify(int argc, char **argv)
 				goto out;
 			}
 		}
-		if (cli_host_path(v.root, v.fspf_path, r, r->path, host,
+		if (fspf_host_path(v.root, v.fspf_path, r, r->path, host,
 				  sizeof(host)) == 0)
 			walk_extra(&v, ri, host, r->path);
 	}
@@ -773,7 +773,7 @@ int cmd_cat(int argc, char **argv)
 		cli_error("cannot cat '%s': it is %s", path, kind_of_entry(e->type));
 		goto out;
 	}
-	if (cli_host_path(root, fspf_path, fspf_entry_region(fspf, e), path,
+	if (fspf_host_path(root, fspf_path, fspf_entry_region(fspf, e), path,
 			  host, sizeof(host))) {
 		cli_error("cannot cat '%s': host path too long", path);
 		goto out;
@@ -916,7 +916,7 @@ int cmd_extract(int argc, char **argv)
 	for (size_t i = first; i < end; i++) {
 		const struct fspf_entry *e = fspf_entry(fspf, i);
 
-		if (cli_host_path(root, fspf_path, fspf_entry_region(fspf, e),
+		if (fspf_host_path(root, fspf_path, fspf_entry_region(fspf, e),
 				  e->path, host, sizeof(host)) ||
 		    snprintf(dst, sizeof(dst), "%s%s", output, e->path) >=
 			    (int)sizeof(dst)) {
