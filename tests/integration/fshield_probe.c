@@ -7,6 +7,7 @@
  * to stderr. Exit 0 on success, 1 with "error: <op>: <strerror>" otherwise.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,68 @@ static int print_entry(void *ctx, const char *name, const struct stat *st)
 	       S_ISDIR(st->st_mode) ? 'd' : S_ISLNK(st->st_mode) ? 'l' : 'f',
 	       (unsigned)(st->st_mode & 07777), (long long)st->st_size, name);
 	return 0;
+}
+
+/*
+ * mtcheck: 4 threads read random ranges of one open file at once and
+ * compare them with a single-threaded read of it.
+ */
+struct mt {
+	struct fshield_file *f;
+	const uint8_t *ref;
+	uint64_t size;
+	unsigned seed;
+	int err;
+};
+
+static void *mt_main(void *arg)
+{
+	struct mt *m = arg;
+	uint8_t buf[20000];
+
+	for (int i = 0; i < 2000 && !m->err; i++) {
+		uint64_t off = m->size ? (uint64_t)rand_r(&m->seed) % m->size : 0;
+		size_t len = (size_t)rand_r(&m->seed) % sizeof(buf);
+		ssize_t n = fshield_pread(m->f, buf, len, off);
+		size_t want = off + len > m->size ? (size_t)(m->size - off) : len;
+
+		if (n < 0)
+			m->err = (int)n;
+		else if ((size_t)n != want || memcmp(buf, m->ref + off, want))
+			m->err = -EPROTO;
+	}
+	return NULL;
+}
+
+static int mtcheck(struct fshield_volume *vol, const char *path)
+{
+	struct fshield_file *f = NULL;
+	struct mt m[4];
+	pthread_t t[4];
+	uint8_t *ref = NULL;
+	struct stat st;
+	ssize_t n;
+	int err = fshield_open(vol, path, O_RDONLY, &f);
+
+	if (!err)
+		err = fshield_fstat(f, &st);
+	if (!err && !(ref = malloc((size_t)st.st_size + 1)))
+		err = -ENOMEM;
+	if (!err) {
+		n = fshield_pread(f, ref, (size_t)st.st_size, 0);
+		err = n < 0 ? (int)n : n != st.st_size ? -EPROTO : 0;
+	}
+	for (int i = 0; !err && i < 4; i++) {
+		m[i] = (struct mt){ f, ref, (uint64_t)st.st_size, 7u + (unsigned)i, 0 };
+		pthread_create(&t[i], NULL, mt_main, &m[i]);
+	}
+	for (int i = 0; !err && i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; !err && i < 4; i++)
+		err = m[i].err;
+	free(ref);
+	fshield_close(f);
+	return err;
 }
 
 int main(int argc, char **argv)
@@ -65,6 +128,8 @@ int main(int argc, char **argv)
 		return fail("open volume", err);
 	if (!strcmp(argv[3], "ls")) {
 		err = fshield_readdir(vol, argv[4], print_entry, NULL);
+	} else if (!strcmp(argv[3], "mtcheck")) {
+		err = mtcheck(vol, argv[4]);
 	} else if (!strcmp(argv[3], "stat")) {
 		err = fshield_stat(vol, argv[4], &st);
 		if (!err)

@@ -26,6 +26,15 @@ case_reads_plaintext() {
 	done < <(find "$SRC/app" "$SRC/usr/lib" -type f)
 }
 
+# Several threads reading one open file at once see the same bytes.
+case_threads_share_a_file() {
+	make_sample
+	probe mtcheck /app/data.bin
+	expect_rc 0
+	probe mtcheck /usr/lib/liba.so
+	expect_rc 0
+}
+
 # A protected directory lists what the fspf records, not what is on disk.
 case_listing_from_fspf() {
 	make_sample
