@@ -289,9 +289,11 @@ static int name_cmp(const void *a, const void *b)
 /* The name of the first component of @path below @dir. */
 static const char *child_name(const char *dir, const char *path, size_t *len)
 {
-	const char *rest = path + (strcmp(dir, "/") ? strlen(dir) : 0);
-	const char *slash;
+	const char *rest, *slash;
 
+	if (!fspf_path_contains(dir, path))
+		return NULL;
+	rest = path + (strcmp(dir, "/") ? strlen(dir) : 0);
 	if (*rest != '/' || !rest[1])
 		return NULL;
 	rest++;
@@ -346,10 +348,9 @@ EXPORT int fshield_readdir(struct fshield_volume *vol, const char *path,
 	/* Embed points below: the way to every region is listed. */
 	for (size_t i = 0; !err && i < fspf_region_count(vol->fspf); i++) {
 		const char *rp = fspf_region(vol->fspf, i)->path;
-		const char *name = strcmp(rp, path) ? child_name(path, rp, &len)
-						    : NULL;
+		const char *name = child_name(path, rp, &len);
 
-		if (name && fspf_path_contains(path, rp))
+		if (name)
 			err = names_add(&names, name, len);
 	}
 	if (!err && names.count)
