@@ -94,10 +94,15 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 		goto fail;
 	}
 	if (!fspf_is_encrypted(vol->fspf)) {
-		if (key || !(cfg->flags & FSHIELD_ALLOW_UNENCRYPTED)) {
+		/* Anyone can seal one, with any tag: a key or tag proves nothing. */
+		if (key || cfg->expected_tag ||
+		    !(cfg->flags & FSHIELD_ALLOW_UNENCRYPTED)) {
 			vol_log(vol, FSHIELD_LOG_ERR,
-				"refusing '%s': it was never encrypted, so anyone could have written it",
-				cfg->fspf_path);
+				"refusing '%s': it was never encrypted, so anyone could have written it%s",
+				cfg->fspf_path,
+				key || cfg->expected_tag
+					? " (a key or an expected tag proves nothing for it)"
+					: "");
 			err = -EPERM;
 			goto fail;
 		}
@@ -434,6 +439,13 @@ EXPORT int fshield_open(struct fshield_volume *vol, const char *path,
 				   (w.is_protected ? O_NOFOLLOW | O_NONBLOCK : 0));
 	if (f->fd < 0) {
 		err = -errno;
+		if (w.is_protected) {
+			/* Recorded but gone or unopenable: the store was changed. */
+			vol_log(vol, FSHIELD_LOG_ERR,
+				"verification of file %s failed: cannot open its stored form %s: %s",
+				path, host, strerror(-err));
+			err = -EIO;
+		}
 		goto fail;
 	}
 	if (w.is_protected) {

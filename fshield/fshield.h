@@ -80,7 +80,10 @@ struct fshield_file;
 int fshield_volume_open(const struct fshield_config *config,
 			struct fshield_volume **vol_ret);
 
-/** fshield_volume_close() - free @vol (its files must be closed). NULL-safe. */
+/**
+ * fshield_volume_close() - free @vol. NULL-safe. Close its files first:
+ * a file used after its volume is closed is undefined behaviour.
+ */
 void fshield_volume_close(struct fshield_volume *vol);
 
 /** fshield_volume_tag() - the root tag of the state @vol shows. */
@@ -124,9 +127,10 @@ ssize_t fshield_readlink(struct fshield_volume *vol, const char *path,
 			 char *buf, size_t size);
 
 /**
- * fshield_open() - open regular file @path for reading (@flags: O_RDONLY;
- * anything that writes is -EROFS in this version). A protected file's host
- * file must have its recorded size and type, else -EIO.
+ * fshield_open() - open regular file @path for reading (@flags: O_RDONLY,
+ * other flags ignored; O_WRONLY, O_RDWR, O_CREAT, O_TRUNC or O_APPEND is
+ * -EROFS in this version). A protected file whose stored form is missing
+ * or has not its recorded size and type gives -EIO and a log line.
  * Return: 0 and the file in *@file_ret, or a negative errno.
  */
 int fshield_open(struct fshield_volume *vol, const char *path, int flags,
@@ -136,6 +140,8 @@ int fshield_open(struct fshield_volume *vol, const char *path, int flags,
  * fshield_pread() - read up to @size bytes at @offset. A protected file's
  * chunks are verified before any byte of them is returned; a chunk that
  * fails gives -EIO (and a log line naming file, chunk and bytes), never data.
+ * A request that spans verified chunks and then a bad one returns the
+ * verified bytes (a short count); the next read, at the bad chunk, fails.
  * Return: the number of bytes read (0 at end of file), or -EIO and others.
  */
 ssize_t fshield_pread(struct fshield_file *file, void *buf, size_t size,

@@ -251,12 +251,8 @@ int cli_get_key(const struct key_opts *ko, struct fsh_key **key_ret)
 	return 0;
 }
 
-/*
- * The expected tag, if the user gave one.
- * Return: 0 none, 1 got it, -1 error, -EXIT_USAGE usage error (printed).
- */
-static int get_expected_tag(const struct key_opts *ko,
-			    uint8_t tag[FSH_TAG_BYTES])
+int cli_get_expected_tag(const struct key_opts *ko,
+			 uint8_t tag[FSH_TAG_BYTES])
 {
 	const char *env = getenv("SCONE_FSPF_TAG");
 	char buf[TAG_TEXT_MAX_BYTES];
@@ -323,7 +319,7 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 	if (ret)
 		return ret;
 	ret = 1;
-	have = get_expected_tag(ko, expected);
+	have = cli_get_expected_tag(ko, expected);
 	if (have < 0) {
 		ret = -have;
 		goto fail;

@@ -84,6 +84,15 @@ int cli_bad_option(const char *cmd, int c, char **argv);
 int cli_get_key(const struct key_opts *ko, struct fsh_key **key_ret);
 
 /*
+ * cli_get_expected_tag() - the expected tag from --expected-tag, --tag-file
+ * or SCONE_FSPF_TAG, if the user gave one.
+ * Return: 0 none, 1 got it in @tag, -1 error, -EXIT_USAGE usage error (both
+ * printed).
+ */
+int cli_get_expected_tag(const struct key_opts *ko,
+			 uint8_t tag[FSH_TAG_BYTES]);
+
+/*
  * cli_open_fspf() - load and verify @path with the key from @ko, and check
  * the expected tag from @ko or SCONE_FSPF_TAG if any.
  * @have_expected_ret: whether an expected tag was checked (may be NULL).
@@ -136,6 +145,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_cat(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_create_volume(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 
 /*
  * Hooks around the commit of protect_tree(): before_rename runs once every

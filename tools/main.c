@@ -33,6 +33,9 @@ static const char USAGE[] =
 	"  cat FSPF PATH [--root DIR]         print one file's verified plaintext\n"
 	"  extract FSPF [PATH] -o DIR [--root DIR]\n"
 	"                                     write a subtree's verified plaintext\n"
+	"Mounting (FUSE, read-only for now):\n"
+	"  mount FSPF MOUNTPOINT [--root DIR] [-f] [-o FUSE_OPTIONS]\n"
+	"       [--no-rollback-protection]    show the verified tree at MOUNTPOINT\n"
 	"\n"
 	"Keys come from --key-file FILE, --key-fd N or SCONE_FSPF_KEY; the\n"
 	"expected tag from --expected-tag HEX, --tag-file FILE or SCONE_FSPF_TAG.\n"
@@ -807,6 +810,7 @@ static const struct {
 	{ "cat", cmd_cat },
 	{ "extract", cmd_extract },
 	{ "create-volume", cmd_create_volume },
+	{ "mount", cmd_mount },
 };
 
 int main(int argc, char **argv)

@@ -17,6 +17,7 @@
 #   flip_byte FILE OFF     flip the lowest bit of byte OFF of FILE
 #   marker NAME IDX        the marker string that fills chunk IDX of NAME
 #   re STR                 STR escaped for use in an extended regex
+#   on_exit FN             run FN at exit, before the workspace is removed
 #
 # The sample (make_sample), chunk size 4096 everywhere:
 #   region /          not-protected, kernel /
@@ -39,7 +40,18 @@ unset SCONE_FSPF_KEY SCONE_FSPF_TAG SCONE_FSPF
 export LC_ALL=C
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/fshield-integ.XXXXXX")
-trap 'chmod -R u+rwX "$W" 2>/dev/null; rm -rf "$W"' EXIT
+# on_exit FN: run FN at exit, before $W goes (a script unmounts there).
+EXIT_HOOKS=()
+on_exit() { EXIT_HOOKS+=("$1"); }
+lib_exit() {
+	local h
+	for h in "${EXIT_HOOKS[@]}"; do
+		"$h" || true
+	done
+	chmod -R u+rwX "$W" 2>/dev/null || true
+	rm -rf "$W"
+}
+trap lib_exit EXIT
 cd "$W"
 
 CHUNK=4096

@@ -1,0 +1,528 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The FUSE mount, read-only: mount the sample tree with `scone-fspf mount`
+# and look at it with ordinary programs (cat, cmp, ls, find, dd): verified
+# plaintext, listings from the fspf, EIO on tampered chunks with no
+# plaintext of them, refusals before mounting, clean unmounts.
+# Usage: mount.sh CASE | --list   (skips with 77 only without /dev/fuse)
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+MNT=$W/mnt
+DLOG=$W/daemon.err # the foreground daemon's stderr
+DPID=              # the foreground daemon we started
+mkdir "$MNT"
+
+# --- helpers ---------------------------------------------------------------
+
+need_fuse() {
+	if [ ! -c /dev/fuse ]; then
+		echo "SKIP: /dev/fuse is missing on this machine"
+		exit 77
+	fi
+}
+
+# Whether process @1 still runs (a zombie has ended).
+alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ $st != Z* ]]
+}
+
+unmount_now() {
+	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+}
+
+# At exit, whatever happened: nothing left mounted, no daemon of ours left.
+cleanup_mount() {
+	if mountpoint -q "$MNT" 2>/dev/null; then
+		unmount_now || true
+	fi
+	if [ -n "$DPID" ] && alive "$DPID"; then
+		kill -TERM "$DPID" 2>/dev/null || true
+	fi
+	if [ -n "$DPID" ]; then
+		wait "$DPID" 2>/dev/null || true
+	fi
+}
+on_exit cleanup_mount
+
+# Wait (at most 10 s) until $MNT is mounted; fail at once if the daemon
+# ends first.
+wait_mounted() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		mountpoint -q "$MNT" && return 0
+		if [ -n "$DPID" ] && ! alive "$DPID"; then
+			cat "$DLOG" >&2
+			fail "the daemon ended before the mount was ready"
+		fi
+		sleep 0.1
+	done
+	fail "$MNT not mounted after 10 s"
+}
+
+# mount_fg ARGS: the daemon in the foreground (-f), in the background here,
+# stderr in $DLOG. ARGS replace the sample's key and tag options.
+mount_fg() {
+	# A background job of a script ignores SIGINT: give it back.
+	env --default-signal=INT "$BIN" mount "$FSPF" "$MNT" --root "$ROOT" -f "$@" \
+		>"$W/daemon.out" 2>"$DLOG" &
+	DPID=$!
+	wait_mounted
+}
+
+# The sample mounted with its key and tag.
+mount_sample() {
+	mount_fg --key-file "$KEY" --expected-tag "$TAG"
+}
+
+# Wait (at most 10 s) for the foreground daemon to end; its exit status must
+# be @1, nothing must stay mounted, and no sanitizer may have spoken.
+expect_daemon_exit() {
+	local i rc
+	for ((i = 0; i < 100; i++)); do
+		alive "$DPID" || break
+		sleep 0.1
+	done
+	alive "$DPID" && fail "the daemon did not end within 10 s"
+	set +e
+	wait "$DPID"
+	rc=$?
+	set -e
+	DPID=
+	check_sanitizers "$DLOG"
+	[ "$rc" -eq "$1" ] || {
+		cat "$DLOG" >&2
+		fail "the daemon exited with $rc, expected $1"
+	}
+	if mountpoint -q "$MNT"; then
+		fail "$MNT is still mounted after the daemon ended"
+	fi
+	return 0
+}
+
+# Unmount as a user would and check that the daemon ended cleanly.
+unmount_sample() {
+	fusermount3 -u "$MNT" || fail "fusermount3 -u failed"
+	expect_daemon_exit 0
+}
+
+expect_not_mounted() {
+	if mountpoint -q "$MNT"; then
+		fail "$MNT is mounted but must not be"
+	fi
+	return 0
+}
+
+# A refused mount: exit 1 at once, an error naming the fspf, nothing mounted.
+# ARGS: the key and tag options (and more).
+expect_refused() {
+	run timeout 20 "$BIN" mount "$FSPF" "$MNT" --root "$ROOT" "$@"
+	expect_rc 1
+	expect_error_naming "$FSPF"
+	expect_not_mounted
+}
+
+# The pid of the background daemon started by this test as
+# `$BIN mount @1 @2 ...` (the arguments name this test's workspace).
+daemon_pid() {
+	pgrep -f -- "^$(re "$BIN") mount $(re "$1") $(re "$2")( |$)" || true
+}
+
+# Chunk @2 of file @1 (4096 bytes, or the rest).
+chunk_of() {
+	dd if="$1" bs="$CHUNK" skip="$2" count=1 status=none
+}
+
+# A listing of directory @1 that both the mount and the plaintext must give:
+# type, mode, owner, size (not for directories) and mtime of every entry.
+listing() {
+	(cd "$1" && find . -mindepth 1 -printf '%p %y %m %U:%G %s %T@\n' |
+		awk '$2 == "d" { $5 = "-" } { print }' | sort)
+}
+
+# --- cases -----------------------------------------------------------------
+
+# Every protected file reads back byte-identical to its plaintext.
+case_read_plaintext() {
+	local f rel n=0
+	make_sample
+	mount_sample
+	while IFS= read -r f; do
+		rel=${f#"$SRC"}
+		cmp "$f" "$MNT$rel" || fail "$rel differs from its plaintext"
+		n=$((n + 1))
+	done < <(find "$SRC/app" "$SRC/usr/lib" -type f)
+	[ "$n" -eq 9 ] || fail "expected 9 files, compared $n"
+	# Odd offsets and lengths across chunk boundaries.
+	cmp <(dd if="$MNT/app/data.bin" bs=1000 skip=3 count=7 status=none) \
+		<(dd if="$SRC/app/data.bin" bs=1000 skip=3 count=7 status=none) ||
+		fail "a read across chunks differs"
+	unmount_sample
+	[ ! -s "$DLOG" ] || fail "the daemon logged: $(cat "$DLOG")"
+}
+
+# A protected directory lists exactly what the fspf records: a file put on
+# the host afterwards does not exist in the mount.
+case_listing_from_fspf() {
+	make_sample
+	echo intruder >"$ROOT/app/intruder"
+	echo intruder >"$ROOT/usr/lib/sub/intruder.so"
+	mkdir "$ROOT/app/conf/intruder.d"
+	mount_sample
+	[ "$(listing "$MNT/app")" = "$(listing "$SRC/app")" ] ||
+		fail "$(diff <(listing "$SRC/app") <(listing "$MNT/app"))"
+	[ "$(listing "$MNT/usr/lib")" = "$(listing "$SRC/usr/lib")" ] ||
+		fail "$(diff <(listing "$SRC/usr/lib") <(listing "$MNT/usr/lib"))"
+	run ls -la "$MNT/app" "$MNT/usr/lib/sub" "$MNT/app/conf"
+	expect_rc 0
+	expect_out ' data\.bin$'
+	expect_out ' secret\.txt$'
+	expect_not_any intruder
+	run find "$MNT"
+	expect_rc 0
+	expect_out '/app/conf/config\.yaml$'
+	expect_not_any intruder
+	run stat "$MNT/app/intruder"
+	expect_rc 1
+	expect_err 'No such file'
+	run cat "$MNT/usr/lib/sub/intruder.so"
+	expect_rc 1
+	expect_err 'No such file'
+	unmount_sample
+}
+
+# Symbolic links read back and lead to their verified targets.
+case_symlinks() {
+	make_sample
+	mount_sample
+	[ "$(readlink "$MNT/app/current")" = data.bin ] || fail "readlink /app/current"
+	[ "$(readlink "$MNT/usr/lib/liba.so.1")" = liba.so ] ||
+		fail "readlink /usr/lib/liba.so.1"
+	[ -L "$MNT/app/current" ] || fail "/app/current is not a symlink"
+	cmp "$MNT/app/current" "$SRC/app/data.bin" || fail "reading through /app/current"
+	cmp "$MNT/usr/lib/liba.so.1" "$SRC/usr/lib/liba.so" ||
+		fail "reading through /usr/lib/liba.so.1"
+	unmount_sample
+}
+
+# The not-protected region passes through to the host, changes included.
+case_not_protected_passthrough() {
+	make_sample
+	mount_sample
+	[ "$(cat "$MNT/etc/hostname")" = sample-host ] || fail "/etc/hostname"
+	echo later >"$ROOT/etc/added-later"
+	[ "$(cat "$MNT/etc/added-later")" = later ] || fail "a host change does not show"
+	run ls "$MNT"
+	expect_rc 0
+	expect_out '^app$'
+	expect_out '^etc$'
+	expect_out '^usr$'
+	run df -P "$MNT"
+	expect_rc 0
+	expect_out '^fshield '
+	unmount_sample
+}
+
+# Nothing can be written, in any region.
+case_writes_refused() {
+	local p
+	make_sample
+	mount_sample
+	for p in /app/data.bin /usr/lib/liba.so /etc/hostname; do
+		run sh -c 'echo x >>"$1"' sh "$MNT$p"
+		[ "$RC" -ne 0 ] || fail "appending to $p succeeded"
+		expect_err 'Read-only file system'
+		run truncate -s 0 "$MNT$p"
+		[ "$RC" -ne 0 ] || fail "truncate of $p succeeded"
+		run rm -f "$MNT$p"
+		[ "$RC" -ne 0 ] || fail "rm of $p succeeded"
+	done
+	for p in /app/new /usr/lib/new /etc/new; do
+		run sh -c 'echo x >"$1"' sh "$MNT$p"
+		[ "$RC" -ne 0 ] || fail "creating $p succeeded"
+		expect_err 'Read-only file system'
+		run mkdir "$MNT$p.d"
+		[ "$RC" -ne 0 ] || fail "mkdir $p.d succeeded"
+	done
+	run mv "$MNT/app/data.bin" "$MNT/app/moved"
+	[ "$RC" -ne 0 ] || fail "rename succeeded"
+	run chmod 777 "$MNT/etc/hostname"
+	[ "$RC" -ne 0 ] || fail "chmod succeeded"
+	if [ -e "$ROOT/etc/new" ] || [ -e "$ROOT/app/new" ]; then
+		fail "a file appeared on the host"
+	fi
+	cmp "$SRC/app/data.bin" "$MNT/app/data.bin" || fail "data.bin changed"
+	unmount_sample
+}
+
+# A flipped byte in chunk 1 of @1 (auth|enc): cat fails with EIO and prints
+# nothing of chunk 1 or after; the other chunks still read; the daemon logs
+# the file and the chunk.
+tamper_case() {
+	local p name k
+	case $1 in
+	enc) p=/app/data.bin name=data ;;
+	auth) p=/usr/lib/liba.so name=liba ;;
+	esac
+	make_sample
+	flip_byte "$ROOT$p" $((CHUNK + 77))
+	mount_sample
+	run cat "$MNT$p"
+	[ "$RC" -ne 0 ] || fail "cat of a tampered file succeeded"
+	expect_err 'Input/output error'
+	expect_absent "$(marker "$name" 1)"
+	expect_absent "$(marker "$name" 2)"
+	[ "$(stat -c %s "$OUT")" -le "$CHUNK" ] || fail "cat released more than chunk 0"
+	cmp -s -n "$(stat -c %s "$OUT")" "$OUT" "$SRC$p" ||
+		fail "cat released bytes that are not the plaintext"
+	run dd if="$MNT$p" bs="$CHUNK" skip=1 count=1 status=none
+	[ "$RC" -ne 0 ] || fail "dd of the tampered chunk succeeded"
+	expect_err 'Input/output error'
+	expect_absent "$(marker "$name" 1)"
+	for k in 0 2 3; do
+		cmp <(chunk_of "$MNT$p" "$k") <(chunk_of "$SRC$p" "$k") ||
+			fail "chunk $k of $p does not read back"
+	done
+	[ "$(stat -c %s "$MNT$p")" -eq "$BIG_SIZE" ] || fail "size of $p"
+	cmp "$MNT/app/other.bin" "$SRC/app/other.bin" || fail "other.bin"
+	cmp "$MNT/usr/lib/libb.so" "$SRC/usr/lib/libb.so" || fail "libb.so"
+	unmount_sample
+	grep -aF -- "$p" "$DLOG" | grep -aEq 'chunk 1\b' ||
+		fail "no log line names $p and chunk 1: $(cat "$DLOG")"
+	if grep -aFq -- "$(marker "$name" 1)" "$DLOG" "$W/daemon.out"; then
+		fail "the daemon printed plaintext of the bad chunk"
+	fi
+}
+
+case_tamper_encrypted() { tamper_case enc; }
+case_tamper_authenticated() { tamper_case auth; }
+
+# A wrong key is refused before anything is mounted.
+case_refuse_wrong_key() {
+	make_sample
+	od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$W/other.key"
+	chmod 600 "$W/other.key"
+	expect_refused --key-file "$W/other.key" --expected-tag "$TAG"
+	expect_err 'wrong key'
+	expect_refused --expected-tag "$TAG" # no key at all
+	expect_err 'give its key'
+}
+
+# A rollback: the fspf of an older state, offered with the newer tag.
+case_refuse_stale_tag() {
+	local old_tag new_tag
+	make_sample
+	old_tag=$TAG
+	cp "$FSPF" "$W/old.pb"
+	run fspf addr "$FSPF" /srv --authenticated --kernel /srv --key-file "$KEY"
+	expect_rc 0
+	new_tag=$(awk '{print $NF}' "$OUT")
+	[[ $new_tag =~ ^[0-9a-f]{32}$ ]] || fail "no new tag"
+	[ "$new_tag" != "$old_tag" ] || fail "the tag did not change"
+	cp "$W/old.pb" "$FSPF"
+	expect_refused --key-file "$KEY" --expected-tag "$new_tag"
+	expect_err 'its tag is not the expected one: suspected rollback or tampering'
+	echo "$new_tag" >"$W/new.tag"
+	expect_refused --key-file "$KEY" --tag-file "$W/new.tag"
+	expect_err 'suspected rollback'
+	run env SCONE_FSPF_TAG="$new_tag" "$BIN" mount "$FSPF" "$MNT" \
+		--root "$ROOT" --key-file "$KEY"
+	expect_rc 1
+	expect_err 'suspected rollback'
+	expect_not_mounted
+}
+
+# No expected tag: refused, unless --no-rollback-protection (with a warning).
+case_refuse_no_tag() {
+	make_sample
+	expect_refused --key-file "$KEY"
+	expect_err 'no expected tag'
+	expect_err 'no-rollback-protection'
+	mount_fg --key-file "$KEY" --no-rollback-protection
+	grep -aq 'rollback' "$DLOG" || fail "no warning about rollback: $(cat "$DLOG")"
+	cmp "$MNT/app/data.bin" "$SRC/app/data.bin" || fail "data.bin"
+	unmount_sample
+	# Both at once is a usage error.
+	run "$BIN" mount "$FSPF" "$MNT" --root "$ROOT" --key-file "$KEY" \
+		--expected-tag "$TAG" --no-rollback-protection
+	expect_rc 2
+	expect_not_mounted
+}
+
+# An fspf that was never encrypted: refused, even with a key or a tag;
+# mounted only with --allow-unencrypted and no rollback protection.
+case_refuse_unencrypted() {
+	make_sample_source
+	mkdir -p "$ROOT/app"
+	{
+		fspf create "$FSPF"
+		fspf addr "$FSPF" / --kernel / --not-protected
+		fspf addr "$FSPF" /app --encrypted --kernel /app
+		fspf addf "$FSPF" /app "$SRC/app" "$ROOT/app"
+	} >/dev/null
+	expect_refused --no-rollback-protection
+	expect_err 'not encrypted'
+	od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$KEY"
+	chmod 600 "$KEY"
+	expect_refused --no-rollback-protection --allow-unencrypted --key-file "$KEY"
+	expect_err 'not encrypted'
+	expect_refused --allow-unencrypted --expected-tag "$(fspf show --tag "$FSPF")"
+	expect_err 'proves nothing'
+	mount_fg --allow-unencrypted --no-rollback-protection
+	grep -aqi 'not encrypted' "$DLOG" || fail "no loud warning: $(cat "$DLOG")"
+	cmp "$MNT/app/data.bin" "$SRC/app/data.bin" || fail "data.bin"
+	unmount_sample
+}
+
+# SIGTERM and SIGINT of the daemon unmount cleanly, also with a file open.
+case_signals_unmount() {
+	local sig
+	make_sample
+	for sig in TERM INT; do
+		mount_sample
+		cmp "$MNT/app/data.bin" "$SRC/app/data.bin" || fail "data.bin"
+		exec 3<"$MNT/app/other.bin"
+		kill -"$sig" "$DPID"
+		expect_daemon_exit 0
+		exec 3<&-
+	done
+}
+
+# `fusermount3 -u` (and, as root, umount) ends the foreground daemon.
+case_fusermount_ends_daemon() {
+	make_sample
+	mount_sample
+	ls "$MNT/app" >/dev/null
+	fusermount3 -u "$MNT"
+	expect_daemon_exit 0
+	if [ "$(id -u)" -eq 0 ]; then
+		mount_sample
+		cmp "$MNT/app/data.bin" "$SRC/app/data.bin" || fail "data.bin"
+		umount "$MNT"
+		expect_daemon_exit 0
+	fi
+}
+
+# Protected files damaged as wholes on the host (removed, truncated,
+# extended, replaced by a directory) cannot be opened; the rest still read.
+case_host_files_damaged() {
+	make_sample
+	rm "$ROOT/app/other.bin"
+	truncate -s $((2 * CHUNK)) "$ROOT/usr/lib/libb.so"
+	printf 'more' >>"$ROOT/app/data.bin"
+	rm "$ROOT/app/conf/config.yaml"
+	mkdir "$ROOT/app/conf/config.yaml"
+	mount_sample
+	run cat "$MNT/app/other.bin"
+	[ "$RC" -ne 0 ] || fail "a file missing on the host reads"
+	expect_absent "$(marker other 0)"
+	run cat "$MNT/usr/lib/libb.so"
+	expect_rc 1
+	expect_err 'Input/output error'
+	expect_absent "$(marker libb 0)"
+	run cat "$MNT/app/data.bin"
+	expect_rc 1
+	expect_err 'Input/output error'
+	expect_absent "$(marker data 0)"
+	run cat "$MNT/app/conf/config.yaml"
+	expect_rc 1
+	expect_err 'Input/output error'
+	# The listing and the sizes are still the fspf's.
+	[ "$(stat -c %s "$MNT/usr/lib/libb.so")" -eq "$BIG_SIZE" ] || fail "size"
+	[ -f "$MNT/app/conf/config.yaml" ] || fail "type"
+	cmp "$MNT/usr/lib/liba.so" "$SRC/usr/lib/liba.so" || fail "liba.so"
+	cmp "$MNT/app/conf/secret.txt" "$SRC/app/conf/secret.txt" || fail "secret.txt"
+	unmount_sample
+	grep -aFq /usr/lib/libb.so "$DLOG" || fail "no log line names libb.so"
+}
+
+# Background mode with relative paths, the key from a file descriptor and
+# the tag from the environment: the command returns once mounted; the
+# daemon ends on `fusermount3 -u`, and on SIGTERM.
+case_daemon_mode() {
+	local pid i rel
+	make_sample
+	rel=${W##*/}
+	cd "$W/.."
+	run env SCONE_FSPF_TAG="$TAG" "$BIN" mount "$rel/fspf.pb" "$rel/mnt" \
+		--root "$rel/rootfs" --key-fd 3 3<"$KEY"
+	expect_rc 0
+	mountpoint -q "$MNT" || fail "not mounted when mount returned"
+	cmp "$MNT/app/data.bin" "$SRC/app/data.bin" || fail "data.bin"
+	pid=$(daemon_pid "$rel/fspf.pb" "$rel/mnt")
+	[[ $pid =~ ^[0-9]+$ ]] || fail "not one daemon process: '$pid'"
+	fusermount3 -u "$MNT"
+	for ((i = 0; i < 100; i++)); do
+		alive "$pid" || break
+		sleep 0.1
+	done
+	alive "$pid" && fail "the daemon survived fusermount3 -u"
+
+	run env SCONE_FSPF_KEY="$(cat "$KEY")" SCONE_FSPF_TAG="$TAG" \
+		"$BIN" mount "$rel/fspf.pb" "$rel/mnt" --root "$rel/rootfs"
+	expect_rc 0
+	mountpoint -q "$MNT" || fail "not mounted the second time"
+	pid=$(daemon_pid "$rel/fspf.pb" "$rel/mnt")
+	[[ $pid =~ ^[0-9]+$ ]] || fail "not one daemon process: '$pid'"
+	kill -TERM "$pid"
+	for ((i = 0; i < 100; i++)); do
+		alive "$pid" || break
+		sleep 0.1
+	done
+	alive "$pid" && fail "the daemon survived SIGTERM"
+	expect_not_mounted
+}
+
+# Many readers at once (the daemon is multithreaded).
+case_parallel_reads() {
+	local i f pids=()
+	make_sample
+	mount_sample
+	for i in 1 2 3 4 5 6 7 8; do
+		for f in app/data.bin app/other.bin usr/lib/liba.so; do
+			cmp -s "$MNT/$f" "$SRC/$f" &
+			pids+=($!)
+		done
+	done
+	for i in "${pids[@]}"; do
+		wait "$i" || fail "a parallel read differed"
+	done
+	unmount_sample
+}
+
+# Usage errors and bad places exit before mounting.
+case_bad_arguments() {
+	make_sample
+	run "$BIN" mount "$FSPF"
+	expect_rc 2
+	run "$BIN" mount "$FSPF" "$MNT" extra --key-file "$KEY"
+	expect_rc 2
+	run "$BIN" mount "$FSPF" "$MNT" -o rw --key-file "$KEY" --expected-tag "$TAG"
+	expect_rc 2
+	expect_err 'read-only'
+	run "$BIN" mount "$FSPF" "$W/nowhere" --key-file "$KEY" --expected-tag "$TAG"
+	expect_rc 1
+	expect_err 'nowhere'
+	# The daemon must not read the tree through its own mount.
+	run "$BIN" mount "$FSPF" "$W" --root "$ROOT" --key-file "$KEY" \
+		--expected-tag "$TAG"
+	expect_rc 1
+	expect_err 'would hide'
+	run "$BIN" mount "$FSPF" "$MNT" --root "$ROOT" --key-file "$KEY" \
+		--expected-tag "$TAG" -o no_such_option
+	expect_rc 1
+	expect_not_mounted
+	run "$BIN" mount --help
+	expect_rc 0
+	expect_out '^Usage: scone-fspf mount FSPF MOUNTPOINT'
+}
+
+# Every case mounts (or must be refused a mount): without FUSE, skip.
+if [ "${1:-}" != --list ]; then
+	need_fuse
+fi
+run_case mount "$@"
