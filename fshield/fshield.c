@@ -131,6 +131,20 @@ fail:
 	return err;
 }
 
+EXPORT const char *fshield_strerror(int err)
+{
+	switch (err) {
+	case -ESTALE:
+		return "its tag is not the expected one: suspected rollback or tampering";
+	case -EPERM:
+		return "the fspf was never encrypted: anyone could have written it";
+	case -EIO:
+		return "verification failed";
+	default:
+		return fspf_strerror(err);
+	}
+}
+
 EXPORT void fshield_volume_close(struct fshield_volume *vol)
 {
 	if (!vol)

@@ -81,6 +81,12 @@ int fshield_volume_open(const struct fshield_config *config,
 			struct fshield_volume **vol_ret);
 
 /**
+ * fshield_strerror() - a message for an error of fshield_volume_open() and
+ * the other functions (the format's errors included). Static; never NULL.
+ */
+const char *fshield_strerror(int err);
+
+/**
  * fshield_volume_close() - free @vol. NULL-safe. Close its files first:
  * a file used after its volume is closed is undefined behaviour.
  */

@@ -226,15 +226,8 @@ static void report_open_error(const char *fspf, int err,
 	switch (err) {
 	case -ESTALE:
 		cli_tag_hex(expected, hex);
-		cli_error("cannot mount '%s': its tag is not the expected one: suspected rollback or tampering (expected %s)",
-			  fspf, hex);
-		break;
-	case -EKEYREJECTED:
-		cli_error("cannot mount '%s': wrong key for this fspf", fspf);
-		break;
-	case -EBADMSG:
-		cli_error("cannot mount '%s': the fspf failed verification (tampered or corrupt)",
-			  fspf);
+		cli_error("cannot mount '%s': %s (expected %s)", fspf,
+			  fshield_strerror(err), hex);
 		break;
 	case -ENOKEY:
 		cli_error("cannot mount '%s': the fspf is encrypted: give its key with --key-file, --key-fd or SCONE_FSPF_KEY",
@@ -249,19 +242,8 @@ static void report_open_error(const char *fspf, int err,
 		cli_error("cannot mount '%s': it is not encrypted yet (sealed under the all-zero key), so anyone could have written it; run 'scone-fspf encrypt' first, or pass --allow-unencrypted to mount it anyway for debugging",
 			  fspf);
 		break;
-	case -EUCLEAN:
-		cli_error("cannot mount '%s': malformed fspf (corrupt or tampered)",
-			  fspf);
-		break;
-	case -EPROTONOSUPPORT:
-		cli_error("cannot mount '%s': unsupported fspf format version",
-			  fspf);
-		break;
-	case -EMEDIUMTYPE:
-		cli_error("cannot mount '%s': not an fspf file (bad magic)", fspf);
-		break;
 	default:
-		cli_error("cannot mount '%s': %s", fspf, strerror(-err));
+		cli_error("cannot mount '%s': %s", fspf, fshield_strerror(err));
 	}
 }
 
