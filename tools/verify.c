@@ -688,6 +688,15 @@ out:
 	return ret;
 }
 
+/* A PATH argument of cat and extract, normalised. Return: 0 or 1 (printed). */
+static int tree_path_arg(const char *arg, char *path)
+{
+	if (fspf_path_normalize(arg, path) == 0)
+		return 0;
+	cli_error("bad path '%s': must be absolute, without '.' or '..'", arg);
+	return 1;
+}
+
 /* Why nothing is recorded at @path, for cat and extract. */
 static const char *why_absent(const struct fspf *fspf, const char *path)
 {
@@ -756,11 +765,8 @@ int cmd_cat(int argc, char **argv)
 	if (argc - optind != 2)
 		return cli_usage("cat: expected FSPF and PATH");
 	fspf_path = argv[optind];
-	if (fspf_path_normalize(argv[optind + 1], path)) {
-		cli_error("bad path '%s': must be absolute, without '.' or '..'",
-			  argv[optind + 1]);
+	if (tree_path_arg(argv[optind + 1], path))
 		return 1;
-	}
 	if ((ret = cli_open_fspf(fspf_path, &ko, &fspf, &key, tag, NULL)))
 		return ret;
 	ret = 1;
@@ -894,12 +900,8 @@ int cmd_extract(int argc, char **argv)
 	if (!output)
 		return cli_usage("extract: give the output directory with -o DIR");
 	fspf_path = argv[optind];
-	if (fspf_path_normalize(argc - optind == 2 ? argv[optind + 1] : "/",
-				path)) {
-		cli_error("bad path '%s': must be absolute, without '.' or '..'",
-			  argv[optind + 1]);
+	if (tree_path_arg(argc - optind == 2 ? argv[optind + 1] : "/", path))
 		return 1;
-	}
 	if ((ret = cli_open_fspf(fspf_path, &ko, &fspf, &key, tag, NULL)))
 		return ret;
 	ret = 1;
