@@ -1,10 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * libfshield, read-only: a verified view of a protected tree. Protected
- * paths are answered from the fspf alone; a file's bytes are read from the
- * host chunk by chunk and released only after the chunk verified. One
- * verified chunk per open file is cached, so sequential small reads do not
- * verify the same chunk twice.
+ * libfshield: a verified view of a protected tree, and writes through it.
+ *
+ * Protected paths are answered from the fspf alone; a file's bytes are read
+ * from the host chunk by chunk and released only after the chunk verified.
+ * A write seals whole chunks (merging the verified bytes around it), writes
+ * them in place on the host and then records their nonces and tags in the
+ * in-memory fspf; a commit writes the fspf atomically and yields the new
+ * root tag. See fshield(3).
+ *
+ * Locks: vol->lock (a rwlock) guards the fspf model, the list of open
+ * nodes and the commit state; node->lock guards a file's data (its host
+ * file, cache and chunk records: only a holder of node->lock changes a
+ * file's records). Order: node->lock before vol->lock.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fshield.h"
@@ -23,25 +33,54 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* A write seals and writes at most this much at a time (at least a chunk). */
+#define SEGMENT_BYTES (256u << 10)
+
+struct node;
+
 struct fshield_volume {
+	pthread_rwlock_t lock;
 	struct fspf *fspf;
 	char *fspf_path;
 	char *root;
+	char *tag_path;		/* where each new tag goes, or NULL */
+	struct fsh_key *key;	/* kept to seal commits; NULL: zero key */
+	unsigned flags;
+	int lock_fd;		/* flock of <fspf>.lock, or -1 */
+	bool dirty;		/* the model differs from the stored fspf */
 	uint8_t tag[FSHIELD_TAG_BYTES];
+	struct node *nodes;	/* open protected files */
 	fshield_log_fn log;
 	void *log_ctx;
 };
 
-struct fshield_file {
-	struct fshield_volume *vol;
-	const struct fspf_entry *entry; /* NULL: not protected, pass-through */
+/*
+ * An open protected file, shared by all its handles. Once unlinked it keeps
+ * its entry (@orphan) so that its handles still read and write it.
+ */
+struct node {
+	struct node *prev, *next;	/* vol->lock */
+	unsigned refs;			/* vol->lock */
+	char *path;			/* vol->lock; NULL once unlinked */
+	struct fspf_entry orphan;	/* vol->lock; valid once unlinked */
+	uint8_t id[FSPF_ID_BYTES];
 	const struct fspf_region *region;
 	int fd;
-	pthread_mutex_t lock; /* the context and the cache below */
+	pthread_mutex_t lock;		/* what follows and the file's data */
 	struct fsh_aead *aead;
-	uint8_t *cache;
-	uint64_t cache_index; /* UINT64_MAX: empty */
+	uint8_t *cache;			/* a verified chunk's plaintext */
+	uint64_t cache_index;		/* UINT64_MAX: empty */
 	size_t cache_size;
+	uint8_t *plain, *sealed;	/* segment buffers of a write */
+	size_t seg_bytes;
+};
+
+struct fshield_file {
+	struct fshield_volume *vol;
+	struct node *node;	/* NULL: not protected, pass-through */
+	int fd;			/* pass-through only */
+	int flags;
+	bool written;
 };
 
 __attribute__((format(printf, 3, 4))) static void
@@ -60,34 +99,107 @@ vol_log(const struct fshield_volume *vol, int level, const char *fmt, ...)
 	errno = saved;
 }
 
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool writable(const struct fshield_volume *vol)
+{
+	return vol->flags & FSHIELD_WRITABLE;
+}
+
+/* ---- volume ---- */
+
+/*
+ * One writer at a time: a writable volume holds an exclusive flock of
+ * <fspf>.lock, a read-only one a shared one when it can (it still opens
+ * where the lock file cannot be created, e.g. a read-only image).
+ */
+static int take_lock(struct fshield_volume *vol)
+{
+	bool rw = writable(vol);
+	char *path;
+	int fd;
+
+	if (asprintf(&path, "%s.lock", vol->fspf_path) < 0)
+		return -ENOMEM;
+	fd = open(path, (rw ? O_RDWR | O_CREAT : O_RDONLY) | O_CLOEXEC |
+				O_NOFOLLOW | O_NOCTTY, 0600);
+	if (fd < 0) {
+		int err = -errno;
+
+		if (rw) {
+			vol_log(vol, FSHIELD_LOG_ERR,
+				"cannot create the lock file '%s': %s", path,
+				strerror(-err));
+			free(path);
+			return err;
+		}
+		free(path);
+		return 0;
+	}
+	if (flock(fd, (rw ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		vol_log(vol, FSHIELD_LOG_ERR,
+			"cannot lock '%s': %s", vol->fspf_path,
+			err == -EBUSY ? (rw ? "it is open elsewhere (one writer at a time)"
+					    : "another process is writing it")
+				      : strerror(-err));
+		close(fd);
+		free(path);
+		return err;
+	}
+	free(path);
+	vol->lock_fd = fd;
+	return 0;
+}
+
 EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 			       struct fshield_volume **vol_ret)
 {
 	struct fshield_volume *vol;
-	struct fsh_key *key = NULL;
+	pthread_rwlockattr_t attr;
 	int err;
 
 	if (!cfg || !cfg->fspf_path ||
-	    (!cfg->expected_tag && !(cfg->flags & FSHIELD_NO_ROLLBACK_PROTECTION)))
+	    (!cfg->expected_tag && !(cfg->flags & FSHIELD_NO_ROLLBACK_PROTECTION)) ||
+	    (cfg->tag_path && !(cfg->flags & FSHIELD_WRITABLE)))
 		return -EINVAL;
 	vol = calloc(1, sizeof(*vol));
 	if (!vol)
 		return -ENOMEM;
+	pthread_rwlockattr_init(&attr);
+	/* Writers (record updates) must not starve behind a stream of reads. */
+	pthread_rwlockattr_setkind_np(&attr,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&vol->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	vol->lock_fd = -1;
+	vol->flags = cfg->flags;
 	vol->log = cfg->log;
 	vol->log_ctx = cfg->log_ctx;
 	vol->fspf_path = strdup(cfg->fspf_path);
 	vol->root = strdup(cfg->root ? cfg->root : "/");
-	if (!vol->fspf_path || !vol->root) {
+	vol->tag_path = cfg->tag_path ? strdup(cfg->tag_path) : NULL;
+	if (!vol->fspf_path || !vol->root || (cfg->tag_path && !vol->tag_path)) {
 		err = -ENOMEM;
 		goto fail;
 	}
 	if (cfg->key) {
-		err = fsh_key_new(FSHIELD_KEY_BYTES, &key);
+		err = fsh_key_new(FSHIELD_KEY_BYTES, &vol->key);
 		if (err)
 			goto fail;
-		memcpy(fsh_key_bytes_mut(key), cfg->key, FSHIELD_KEY_BYTES);
+		memcpy(fsh_key_bytes_mut(vol->key), cfg->key, FSHIELD_KEY_BYTES);
 	}
-	err = fspf_load(cfg->fspf_path, key, &vol->fspf, vol->tag);
+	err = take_lock(vol);
+	if (err)
+		goto fail;
+	err = fspf_load(cfg->fspf_path, vol->key, &vol->fspf, vol->tag);
 	if (err) {
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot open '%s': %s",
 			cfg->fspf_path, fspf_strerror(err));
@@ -95,12 +207,12 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 	}
 	if (!fspf_is_encrypted(vol->fspf)) {
 		/* Anyone can seal one, with any tag: a key or tag proves nothing. */
-		if (key || cfg->expected_tag ||
+		if (vol->key || cfg->expected_tag ||
 		    !(cfg->flags & FSHIELD_ALLOW_UNENCRYPTED)) {
 			vol_log(vol, FSHIELD_LOG_ERR,
 				"refusing '%s': it was never encrypted, so anyone could have written it%s",
 				cfg->fspf_path,
-				key || cfg->expected_tag
+				vol->key || cfg->expected_tag
 					? " (a key or an expected tag proves nothing for it)"
 					: "");
 			err = -EPERM;
@@ -122,11 +234,10 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 		vol_log(vol, FSHIELD_LOG_WARNING,
 			"'%s' opened without an expected tag: a rollback to an older state cannot be detected",
 			cfg->fspf_path);
-	fsh_key_free(key);
 	*vol_ret = vol;
 	return 0;
 fail:
-	fsh_key_free(key);
+	vol->dirty = false;
 	fshield_volume_close(vol);
 	return err;
 }
@@ -140,32 +251,164 @@ EXPORT const char *fshield_strerror(int err)
 		return "the fspf was never encrypted: anyone could have written it";
 	case -EIO:
 		return "verification failed";
+	case -EBUSY:
+		return "the fspf is in use (one writer at a time)";
+	case -EROFS:
+		return "the volume is read-only";
 	default:
 		return fspf_strerror(err);
 	}
 }
 
-EXPORT void fshield_volume_close(struct fshield_volume *vol)
+/* syncfs() of every host file system holding a kernel region. */
+static int sync_regions(struct fshield_volume *vol)
 {
+	dev_t done[16];
+	size_t ndone = 0;
+	char host[PATH_MAX];
+	int err = 0;
+
+	for (size_t i = 0; i < fspf_region_count(vol->fspf); i++) {
+		const struct fspf_region *r = fspf_region(vol->fspf, i);
+		struct stat st;
+		bool seen = false;
+		int fd;
+
+		if (r->storage != FSPF_KERNEL ||
+		    fspf_host_path(vol->root, vol->fspf_path, r, r->path, host,
+				   sizeof(host)))
+			continue;
+		fd = open(host, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* nothing written there */
+		if (fstat(fd, &st) == 0)
+			for (size_t k = 0; k < ndone; k++)
+				seen |= done[k] == st.st_dev;
+		if (!seen && syncfs(fd) < 0 && !err) {
+			err = -errno;
+			vol_log(vol, FSHIELD_LOG_ERR,
+				"cannot flush the file system of '%s': %s", host,
+				strerror(errno));
+		}
+		if (!seen && ndone < sizeof(done) / sizeof(*done))
+			done[ndone++] = st.st_dev;
+		close(fd);
+	}
+	return err;
+}
+
+/* Replace the tag file with @tag in hex, atomically. */
+static int write_tag_file(struct fshield_volume *vol)
+{
+	char hex[2 * FSHIELD_TAG_BYTES + 2], *tmp;
+	size_t len;
+	int fd, err = 0;
+
+	fsh_hex_encode(vol->tag, FSHIELD_TAG_BYTES, hex);
+	strcat(hex, "\n");
+	len = strlen(hex);
+	if (asprintf(&tmp, "%s.XXXXXX", vol->tag_path) < 0)
+		return -ENOMEM;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (fchmod(fd, 0644) < 0 || write(fd, hex, len) != (ssize_t)len ||
+	    fsync(fd) < 0)
+		err = errno ? -errno : -EIO;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, vol->tag_path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+out:
+	if (err)
+		vol_log(vol, FSHIELD_LOG_ERR, "cannot write the tag file '%s': %s",
+			vol->tag_path, strerror(-err));
+	free(tmp);
+	return err;
+}
+
+/* Called with vol->lock held for writing. */
+static int commit_locked(struct fshield_volume *vol)
+{
+	uint8_t tag[FSHIELD_TAG_BYTES];
+	char hex[2 * FSHIELD_TAG_BYTES + 1];
+	int err;
+
+	if (!vol->dirty)
+		return 0;
+	/* The data first: the new fspf must not name chunks not on disk. */
+	err = sync_regions(vol);
+	if (err)
+		return err;
+	err = fspf_store(vol->fspf, vol->fspf_path, vol->key, tag);
+	if (err) {
+		vol_log(vol, FSHIELD_LOG_ERR, "cannot commit '%s': %s",
+			vol->fspf_path, strerror(-err));
+		return err;
+	}
+	memcpy(vol->tag, tag, sizeof(tag));
+	vol->dirty = false;
+	fsh_hex_encode(tag, sizeof(tag), hex);
+	vol_log(vol, FSHIELD_LOG_INFO, "committed '%s': new tag %s",
+		vol->fspf_path, hex);
+	return vol->tag_path ? write_tag_file(vol) : 0;
+}
+
+EXPORT int fshield_commit(struct fshield_volume *vol,
+			  uint8_t tag[FSHIELD_TAG_BYTES])
+{
+	int err = 0;
+
+	pthread_rwlock_wrlock(&vol->lock);
+	if (writable(vol))
+		err = commit_locked(vol);
+	if (!err && tag)
+		memcpy(tag, vol->tag, FSHIELD_TAG_BYTES);
+	pthread_rwlock_unlock(&vol->lock);
+	return err;
+}
+
+EXPORT int fshield_volume_close(struct fshield_volume *vol)
+{
+	int err = 0;
+
 	if (!vol)
-		return;
+		return 0;
+	if (vol->fspf && writable(vol)) {
+		pthread_rwlock_wrlock(&vol->lock);
+		err = commit_locked(vol);
+		pthread_rwlock_unlock(&vol->lock);
+	}
 	fspf_free(vol->fspf);
+	fsh_key_free(vol->key);
+	if (vol->lock_fd >= 0)
+		close(vol->lock_fd);
 	free(vol->fspf_path);
 	free(vol->root);
+	free(vol->tag_path);
+	pthread_rwlock_destroy(&vol->lock);
 	free(vol);
+	return err;
 }
 
-EXPORT void fshield_volume_tag(const struct fshield_volume *vol,
+EXPORT void fshield_volume_tag(struct fshield_volume *vol,
 			       uint8_t tag[FSHIELD_TAG_BYTES])
 {
+	pthread_rwlock_rdlock(&vol->lock);
 	memcpy(tag, vol->tag, FSHIELD_TAG_BYTES);
+	pthread_rwlock_unlock(&vol->lock);
 }
 
-/* What a path is to the shield. */
+/* ---- paths ---- */
+
+/* What a path is to the shield. Valid while vol->lock is held. */
 struct where {
 	const struct fspf_region *region; /* NULL: outside every region */
-	const struct fspf_entry *entry;   /* protected and recorded */
-	size_t entry_index;
+	struct fspf_entry *entry;	  /* protected and recorded */
 	bool is_protected;		  /* answered from the fspf */
 	bool synthetic_dir;		  /* an embed point or above one */
 };
@@ -193,8 +436,10 @@ static int locate(struct fshield_volume *vol, const char *path,
 	size_t ri;
 
 	memset(w, 0, sizeof(*w));
-	if (!fspf_path_valid(path, strlen(path)))
+	if (!path || !fspf_path_valid(path, strlen(path)))
 		return -EINVAL;
+	if (strlen(path) >= FSPF_PATH_MAX_BYTES)
+		return -ENAMETOOLONG;
 	if (fspf_region_lookup(vol->fspf, path, &ri)) {
 		/* No region (an fspf without "/"): only the way to an embed point. */
 		if (!above_embed_point(vol->fspf, path))
@@ -207,10 +452,8 @@ static int locate(struct fshield_volume *vol, const char *path,
 		return 0;
 	w->is_protected = true;
 	w->entry = fspf_entry_find(vol->fspf, path);
-	if (w->entry) {
-		w->entry_index = (size_t)(w->entry - fspf_entry(vol->fspf, 0));
+	if (w->entry)
 		return 0;
-	}
 	if (!strcmp(path, w->region->path) || above_embed_point(vol->fspf, path)) {
 		w->synthetic_dir = true;
 		return 0;
@@ -225,18 +468,95 @@ static int host_path(struct fshield_volume *vol, const struct where *w,
 			      size);
 }
 
-static void entry_stat(const struct where *w, struct stat *st)
+/* Where a new protected entry at @path would go: its region, writable. */
+static int locate_new(struct fshield_volume *vol, const char *path,
+		      struct where *w)
+{
+	int err = locate(vol, path, w);
+
+	if (!err)
+		return -EEXIST;
+	if (err != -ENOENT || !w->region)
+		return err;
+	if (w->region->storage != FSPF_KERNEL)
+		return -EROFS; /* ephemeral regions: not writable yet */
+	return 0;
+}
+
+static const char *parent_path(const char *path, char *buf)
+{
+	char *slash;
+
+	snprintf(buf, FSPF_PATH_MAX_BYTES, "%s", path);
+	slash = strrchr(buf, '/');
+	if (slash == buf)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	return buf;
+}
+
+/* A recorded parent directory's time follows the changes in it. */
+static void touch_parent(struct fshield_volume *vol, const char *path,
+			 int64_t t)
+{
+	char parent[FSPF_PATH_MAX_BYTES];
+	struct fspf_entry *e = fspf_entry_find(vol->fspf,
+					       parent_path(path, parent));
+
+	if (e && e->type == FSPF_DIR)
+		e->mtime_ns = t;
+}
+
+/* mkdir -p of the host directories above host path @host. */
+static int host_mkdirs(char *host)
+{
+	char *slash = strrchr(host, '/');
+	struct stat st;
+	int err = 0;
+
+	if (!slash || slash == host)
+		return 0;
+	*slash = '\0';
+	if (stat(host, &st) == 0) {
+		err = S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+	} else if (errno != ENOENT) {
+		err = -errno;
+	} else {
+		err = host_mkdirs(host);
+		if (!err && mkdir(host, 0700) < 0 && errno != EEXIST)
+			err = -errno;
+	}
+	*slash = '/';
+	return err;
+}
+
+static uint64_t path_ino(const char *path)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+	for (; *path; path++)
+		h = (h ^ (uint8_t)*path) * 0x100000001b3ull;
+	return h | 1;
+}
+
+static void entry_stat(const struct where *w, const char *path,
+		       struct stat *st)
 {
 	const struct fspf_entry *e = w->entry;
 
 	memset(st, 0, sizeof(*st));
 	if (!e) {
+		st->st_ino = path_ino(path);
 		st->st_mode = S_IFDIR | 0755;
 		st->st_nlink = 2;
 		st->st_blksize = 4096;
 		return;
 	}
-	st->st_ino = w->entry_index + 1;
+	if (e->type == FSPF_FILE) /* stable across renames */
+		memcpy(&st->st_ino, e->id, sizeof(st->st_ino));
+	else
+		st->st_ino = path_ino(path);
 	st->st_mode = (e->type == FSPF_FILE  ? S_IFREG :
 		       e->type == FSPF_DIR ? S_IFDIR :
 					     S_IFLNK) |
@@ -258,8 +578,8 @@ static void entry_stat(const struct where *w, struct stat *st)
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-EXPORT int fshield_stat(struct fshield_volume *vol, const char *path,
-			struct stat *st)
+static int stat_locked(struct fshield_volume *vol, const char *path,
+		       struct stat *st)
 {
 	char host[PATH_MAX];
 	struct where w;
@@ -268,13 +588,24 @@ EXPORT int fshield_stat(struct fshield_volume *vol, const char *path,
 	if (err)
 		return err;
 	if (w.is_protected) {
-		entry_stat(&w, st);
+		entry_stat(&w, path, st);
 		return 0;
 	}
 	err = host_path(vol, &w, path, host, sizeof(host));
 	if (err)
 		return err;
 	return lstat(host, st) < 0 ? -errno : 0;
+}
+
+EXPORT int fshield_stat(struct fshield_volume *vol, const char *path,
+			struct stat *st)
+{
+	int err;
+
+	pthread_rwlock_rdlock(&vol->lock);
+	err = stat_locked(vol, path, st);
+	pthread_rwlock_unlock(&vol->lock);
+	return err;
 }
 
 struct names {
@@ -321,23 +652,32 @@ static const char *child_name(const char *dir, const char *path, size_t *len)
 	return rest;
 }
 
+/*
+ * The names are gathered and stat'ed under the lock, the callback is
+ * called without it (it may take long, or call back into the volume).
+ */
 EXPORT int fshield_readdir(struct fshield_volume *vol, const char *path,
 			   fshield_dir_fn fn, void *ctx)
 {
 	struct names names = { 0 };
 	char host[PATH_MAX], child[FSPF_PATH_MAX_BYTES + NAME_MAX + 2];
+	struct stat *sts = NULL;
+	bool *ok = NULL;
 	struct where w;
-	struct stat st;
-	int err = locate(vol, path, &w);
 	size_t len;
+	int err;
 
+	pthread_rwlock_rdlock(&vol->lock);
+	err = locate(vol, path, &w);
 	if (err)
-		return err;
+		goto unlock;
 	if (w.is_protected) {
 		size_t first, end;
 
-		if (w.entry && w.entry->type != FSPF_DIR)
-			return -ENOTDIR;
+		if (w.entry && w.entry->type != FSPF_DIR) {
+			err = -ENOTDIR;
+			goto unlock;
+		}
 		fspf_entry_range(vol->fspf, path, &first, &end);
 		for (size_t i = first; !err && i < end; i++) {
 			const char *name = child_name(
@@ -352,10 +692,12 @@ EXPORT int fshield_readdir(struct fshield_volume *vol, const char *path,
 
 		err = host_path(vol, &w, path, host, sizeof(host));
 		if (err)
-			return err;
+			goto unlock;
 		d = opendir(host);
-		if (!d)
-			return -errno;
+		if (!d) {
+			err = -errno;
+			goto unlock;
+		}
 		while (!err && (errno = 0, de = readdir(d)))
 			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 				err = names_add(&names, de->d_name,
@@ -372,20 +714,31 @@ EXPORT int fshield_readdir(struct fshield_volume *vol, const char *path,
 		if (name)
 			err = names_add(&names, name, len);
 	}
-	if (!err && names.count)
+	if (!err && names.count) {
 		qsort(names.v, names.count, sizeof(*names.v), name_cmp);
+		sts = calloc(names.count, sizeof(*sts));
+		ok = calloc(names.count, sizeof(*ok));
+		if (!sts || !ok)
+			err = -ENOMEM;
+	}
 	for (size_t i = 0; !err && i < names.count; i++) {
 		if (i && !strcmp(names.v[i], names.v[i - 1]))
 			continue;
 		snprintf(child, sizeof(child), "%s/%s",
 			 strcmp(path, "/") ? path : "", names.v[i]);
-		if (fshield_stat(vol, child, &st))
-			continue; /* vanished from the host, or not valid */
-		err = fn(ctx, names.v[i], &st);
+		/* Gone from the host, or not valid: not listed. */
+		ok[i] = stat_locked(vol, child, &sts[i]) == 0;
 	}
+unlock:
+	pthread_rwlock_unlock(&vol->lock);
+	for (size_t i = 0; !err && i < names.count; i++)
+		if (ok[i])
+			err = fn(ctx, names.v[i], &sts[i]);
 	for (size_t i = 0; i < names.count; i++)
 		free(names.v[i]);
 	free(names.v);
+	free(sts);
+	free(ok);
 	return err;
 }
 
@@ -394,23 +747,25 @@ EXPORT ssize_t fshield_readlink(struct fshield_volume *vol, const char *path,
 {
 	char host[PATH_MAX];
 	struct where w;
-	int err = locate(vol, path, &w);
 	ssize_t n;
+	int err;
 
-	if (err)
-		return err;
 	if (!size)
 		return -EINVAL;
-	if (w.is_protected) {
-		size_t len;
-
-		if (!w.entry || w.entry->type != FSPF_SYMLINK)
-			return -EINVAL;
-		len = strlen(w.entry->target);
-		snprintf(buf, size, "%s", w.entry->target);
-		return (ssize_t)len;
+	pthread_rwlock_rdlock(&vol->lock);
+	err = locate(vol, path, &w);
+	if (!err && w.is_protected) {
+		n = -EINVAL;
+		if (w.entry && w.entry->type == FSPF_SYMLINK) {
+			n = (ssize_t)strlen(w.entry->target);
+			snprintf(buf, size, "%s", w.entry->target);
+		}
+		pthread_rwlock_unlock(&vol->lock);
+		return n;
 	}
-	err = host_path(vol, &w, path, host, sizeof(host));
+	if (!err)
+		err = host_path(vol, &w, path, host, sizeof(host));
+	pthread_rwlock_unlock(&vol->lock);
 	if (err)
 		return err;
 	n = readlink(host, buf, size - 1);
@@ -420,182 +775,1106 @@ EXPORT ssize_t fshield_readlink(struct fshield_volume *vol, const char *path,
 	return n;
 }
 
-EXPORT int fshield_open(struct fshield_volume *vol, const char *path,
-			int flags, struct fshield_file **file_ret)
+/* ---- nodes ---- */
+
+/* The entry of @n: in the fspf, or its own once unlinked. vol->lock held. */
+static struct fspf_entry *node_entry(struct fshield_volume *vol,
+				     struct node *n)
 {
+	struct fspf_entry *e;
+
+	if (!n->path)
+		return &n->orphan;
+	e = fspf_entry_find(vol->fspf, n->path);
+	return e && !memcmp(e->id, n->id, FSPF_ID_BYTES) ? e : NULL;
+}
+
+static void node_free(struct node *n)
+{
+	if (n->fd >= 0)
+		close(n->fd);
+	fsh_aead_free(n->aead);
+	if (n->cache)
+		fsh_wipe(n->cache, n->region->chunk_size);
+	if (n->plain)
+		fsh_wipe(n->plain, n->seg_bytes);
+	free(n->cache);
+	free(n->plain);
+	free(n->sealed);
+	free(n->path);
+	free(n->orphan.path);
+	free(n->orphan.target);
+	free(n->orphan.chunks);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+/*
+ * The node of file entry @w->entry at @path, shared with its other
+ * handles, or a new one that opens the stored form and checks its size.
+ * Called with vol->lock held for writing.
+ */
+static int node_get(struct fshield_volume *vol, const struct where *w,
+		    const char *path, struct node **node_ret)
+{
+	const struct fspf_entry *e = w->entry;
 	char host[PATH_MAX];
-	struct fshield_file *f;
-	struct where w;
+	struct node *n;
 	struct stat st;
 	int err;
 
-	if ((flags & O_ACCMODE) != O_RDONLY ||
-	    (flags & (O_CREAT | O_TRUNC | O_APPEND)))
-		return -EROFS;
+	for (n = vol->nodes; n; n = n->next) {
+		if (!memcmp(n->id, e->id, FSPF_ID_BYTES) && n->path) {
+			n->refs++;
+			*node_ret = n;
+			return 0;
+		}
+	}
+	err = host_path(vol, w, path, host, sizeof(host));
+	if (err)
+		return err;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	pthread_mutex_init(&n->lock, NULL);
+	n->refs = 1;
+	n->region = w->region;
+	n->cache_index = UINT64_MAX;
+	memcpy(n->id, e->id, FSPF_ID_BYTES);
+	n->fd = open(host, (writable(vol) ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+				   O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	if (n->fd < 0) {
+		/* Recorded but gone or unopenable: the store was changed. */
+		vol_log(vol, FSHIELD_LOG_ERR,
+			"verification of file %s failed: cannot open its stored form %s: %s",
+			path, host, strerror(errno));
+		err = -EIO;
+		goto fail;
+	}
+	if (fstat(n->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size != e->size) {
+		vol_log(vol, FSHIELD_LOG_ERR,
+			"verification of file %s failed: its stored size or type is not the recorded one (%s)",
+			path, host);
+		err = -EIO;
+		goto fail;
+	}
+	err = fsh_aead_new(fspf_entry_key(vol->fspf, e), w->region->key_size,
+			   &n->aead);
+	if (err)
+		goto fail;
+	n->seg_bytes = w->region->chunk_size > SEGMENT_BYTES
+			       ? w->region->chunk_size
+			       : SEGMENT_BYTES / w->region->chunk_size *
+					 w->region->chunk_size;
+	n->cache = malloc(w->region->chunk_size);
+	n->path = strdup(path);
+	if (!n->cache || !n->path) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	n->next = vol->nodes;
+	if (n->next)
+		n->next->prev = n;
+	vol->nodes = n;
+	*node_ret = n;
+	return 0;
+fail:
+	node_free(n);
+	return err;
+}
+
+static void node_put(struct fshield_volume *vol, struct node *n)
+{
+	pthread_rwlock_wrlock(&vol->lock);
+	if (--n->refs) {
+		pthread_rwlock_unlock(&vol->lock);
+		return;
+	}
+	if (n->prev)
+		n->prev->next = n->next;
+	else
+		vol->nodes = n->next;
+	if (n->next)
+		n->next->prev = n->prev;
+	pthread_rwlock_unlock(&vol->lock);
+	node_free(n);
+}
+
+/* The open node of @path, if any. vol->lock held. */
+static struct node *node_at(struct fshield_volume *vol, const char *path)
+{
+	for (struct node *n = vol->nodes; n; n = n->next)
+		if (n->path && !strcmp(n->path, path))
+			return n;
+	return NULL;
+}
+
+/* Remove file or directory entry @path; an open file keeps its entry. */
+static int remove_entry(struct fshield_volume *vol, const char *path)
+{
+	struct node *n = node_at(vol, path);
+	int err;
+
+	err = fspf_entry_remove(vol->fspf, path, n ? &n->orphan : NULL);
+	if (!err && n) {
+		free(n->path);
+		n->path = NULL;
+	}
+	return err;
+}
+
+/* The size of @n's file. n->lock held. */
+static int node_size(struct fshield_volume *vol, struct node *n,
+		     uint64_t *size)
+{
+	struct fspf_entry *e;
+
+	pthread_rwlock_rdlock(&vol->lock);
+	e = node_entry(vol, n);
+	if (e)
+		*size = e->size;
+	pthread_rwlock_unlock(&vol->lock);
+	return e ? 0 : -EIO;
+}
+
+/* Chunk @idx of @n, verified, in n->cache. n->lock held. */
+static int load_chunk(struct fshield_volume *vol, struct node *n,
+		      uint64_t idx)
+{
+	const struct fspf_region *r = n->region;
+	uint64_t off = idx * r->chunk_size, size = 0;
+	struct fspf_chunk rec;
+	struct fspf_entry *e;
+	size_t len, got = 0;
+	const char *what;
+	int err;
+
+	if (n->cache_index == idx)
+		return 0;
+	n->cache_index = UINT64_MAX;
+	pthread_rwlock_rdlock(&vol->lock);
+	e = node_entry(vol, n);
+	if (e && idx < e->chunk_count) {
+		size = e->size;
+		rec = e->chunks[idx];
+	}
+	pthread_rwlock_unlock(&vol->lock);
+	if (!size)
+		return -EIO;
+	len = size - off < r->chunk_size ? (size_t)(size - off) : r->chunk_size;
+	while (got < len) {
+		ssize_t k = pread(n->fd, n->cache + got, len - got,
+				  (off_t)(off + got));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			err = k < 0 ? -errno : -EIO;
+			pthread_rwlock_rdlock(&vol->lock);
+			vol_log(vol, FSHIELD_LOG_ERR,
+				"cannot read chunk %llu of file %s: %s",
+				(unsigned long long)idx,
+				n->path ? n->path : "(deleted)", strerror(-err));
+			pthread_rwlock_unlock(&vol->lock);
+			return -EIO;
+		}
+		got += (size_t)k;
+	}
+	err = fspf_chunk_open_rec(n->aead, r, n->id, idx, &rec, n->cache,
+				  n->cache, len);
+	if (err) {
+		pthread_rwlock_rdlock(&vol->lock);
+		what = n->path ? n->path : "(deleted)";
+		vol_log(vol, FSHIELD_LOG_ERR,
+			"Verification of file chunk %llu (bytes %llu to %llu) of file %s failed.",
+			(unsigned long long)idx, (unsigned long long)off,
+			(unsigned long long)(off + len - 1), what);
+		pthread_rwlock_unlock(&vol->lock);
+		return -EIO;
+	}
+	n->cache_index = idx;
+	n->cache_size = len;
+	return 0;
+}
+
+static int write_all_at(int fd, const uint8_t *p, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t k = pwrite(fd, p, len, (off_t)off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		len -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+/*
+ * Write @len bytes of @src (NULL: zeros) at @off <= *@size, within one
+ * segment: whole chunks are sealed, the verified bytes around the write
+ * merged in, written in place on the host, and only then recorded.
+ * n->lock held. Updates *@size.
+ */
+static int write_segment(struct fshield_volume *vol, struct node *n,
+			 const uint8_t *src, size_t len, uint64_t off,
+			 uint64_t *size)
+{
+	const uint32_t C = n->region->chunk_size;
+	uint64_t idx0 = off / C, idx1 = (off + len - 1) / C;
+	uint64_t start = idx0 * C, end = off + len, new_size, count;
+	struct fspf_chunk recs[SEGMENT_BYTES / FSPF_MIN_CHUNK_BYTES];
+	struct fspf_entry *e;
+	int err;
+
+	new_size = end > *size ? end : *size;
+	if ((idx1 + 1) * C < new_size)
+		end = (idx1 + 1) * C;
+	else
+		end = new_size;
+	if (!n->plain) {
+		n->plain = malloc(n->seg_bytes);
+		n->sealed = malloc(n->seg_bytes);
+		if (!n->plain || !n->sealed)
+			return -ENOMEM;
+	}
+	if (off > start) { /* the head of the first chunk is kept */
+		err = load_chunk(vol, n, idx0);
+		if (err)
+			return err;
+		memcpy(n->plain, n->cache, (size_t)(off - start));
+	}
+	if (src)
+		memcpy(n->plain + (off - start), src, len);
+	else
+		memset(n->plain + (off - start), 0, len);
+	if (off + len < end) { /* and the tail of the last */
+		uint64_t base = idx1 * C;
+
+		err = load_chunk(vol, n, idx1);
+		if (err)
+			return err;
+		memcpy(n->plain + (off + len - start), n->cache + (off + len - base),
+		       (size_t)(end - (off + len)));
+	}
+	count = idx1 - idx0 + 1;
+	n->cache_index = UINT64_MAX;
+	err = fspf_chunks_seal_rec(n->aead, n->region, n->id, idx0, recs,
+				   n->plain,
+				   n->region->protection == FSPF_ENCRYPTED
+					   ? n->sealed
+					   : NULL,
+				   (size_t)(end - start));
+	if (!err)
+		err = write_all_at(n->fd,
+				   n->region->protection == FSPF_ENCRYPTED
+					   ? n->sealed
+					   : n->plain,
+				   (size_t)(end - start), start);
+	if (err) {
+		/* The host may hold part of it: the chunks read EIO, not wrong. */
+		vol_log(vol, FSHIELD_LOG_ERR, "cannot write chunks %llu to %llu: %s",
+			(unsigned long long)idx0, (unsigned long long)idx1,
+			strerror(-err));
+		return err == -EINVAL ? -EIO : err;
+	}
+	pthread_rwlock_wrlock(&vol->lock);
+	e = node_entry(vol, n);
+	err = !e ? -EIO : new_size != e->size ? fspf_entry_resize(e, C, new_size) : 0;
+	if (!err) {
+		memcpy(&e->chunks[idx0], recs, (size_t)count * sizeof(*recs));
+		e->mtime_ns = now_ns();
+		vol->dirty = true;
+	}
+	pthread_rwlock_unlock(&vol->lock);
+	if (err)
+		return err;
+	*size = new_size;
+	/* The last chunk written stays cached: the next small write needs it. */
+	memcpy(n->cache, n->plain + (idx1 - idx0) * C,
+	       (size_t)(end - idx1 * C));
+	n->cache_index = idx1;
+	n->cache_size = (size_t)(end - idx1 * C);
+	return 0;
+}
+
+/* Write @len bytes of @src (NULL: zeros) at @off. n->lock held. */
+static ssize_t node_write(struct fshield_volume *vol, struct node *n,
+			  const uint8_t *src, size_t len, uint64_t off)
+{
+	const uint32_t C = n->region->chunk_size;
+	uint64_t size;
+	size_t done = 0;
+	int err = node_size(vol, n, &size);
+
+	if (err)
+		return err;
+	if (off + len < off || off + len > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	/* Beyond the end: zeros first (no holes in the format yet). */
+	while (!err && size < off) {
+		uint64_t seg_end = size / C * C + n->seg_bytes;
+		size_t k = (size_t)((seg_end < off ? seg_end : off) - size);
+
+		err = write_segment(vol, n, NULL, k, size, &size);
+	}
+	while (!err && done < len) {
+		uint64_t pos = off + done, seg_end = pos / C * C + n->seg_bytes;
+		size_t k = seg_end - pos < len - done ? (size_t)(seg_end - pos)
+						      : len - done;
+
+		err = write_segment(vol, n, src ? src + done : NULL, k, pos,
+				    &size);
+		if (!err)
+			done += k;
+	}
+	return done ? (ssize_t)done : err;
+}
+
+static int node_truncate(struct fshield_volume *vol, struct node *n,
+			 uint64_t new_size)
+{
+	const uint32_t C = n->region->chunk_size;
+	uint64_t size, idx = new_size / C;
+	size_t tail = (size_t)(new_size % C);
+	struct fspf_chunk rec;
+	struct fspf_entry *e;
+	int err = node_size(vol, n, &size);
+
+	if (err)
+		return err;
+	if (new_size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (new_size > size) {
+		ssize_t k = node_write(vol, n, NULL, 0, new_size);
+
+		return k < 0 ? (int)k : 0;
+	}
+	if (new_size == size)
+		return 0;
+	if (tail) { /* the new last chunk, shorter: sealed again */
+		err = load_chunk(vol, n, idx);
+		if (!err)
+			err = fspf_chunks_seal_rec(
+				n->aead, n->region, n->id, idx, &rec, n->cache,
+				n->region->protection == FSPF_ENCRYPTED ? n->cache
+									: NULL,
+				tail);
+		n->cache_index = UINT64_MAX;
+		if (!err)
+			err = write_all_at(n->fd, n->cache, tail, idx * C);
+		if (err)
+			return err == -EINVAL ? -EIO : err;
+	}
+	if (ftruncate(n->fd, (off_t)new_size) < 0)
+		return -errno;
+	pthread_rwlock_wrlock(&vol->lock);
+	e = node_entry(vol, n);
+	err = e ? fspf_entry_resize(e, C, new_size) : -EIO;
+	if (!err) {
+		if (tail)
+			e->chunks[idx] = rec;
+		e->mtime_ns = now_ns();
+		vol->dirty = true;
+	}
+	pthread_rwlock_unlock(&vol->lock);
+	return err;
+}
+
+/* ---- files ---- */
+
+static int open_protected(struct fshield_volume *vol, const char *path,
+			  int flags, mode_t mode, struct node **node_ret,
+			  bool *created)
+{
+	char host[PATH_MAX];
+	const char *why;
+	struct where w;
+	int fd, err;
+
+	*created = false;
 	err = locate(vol, path, &w);
+	if (!err && (flags & O_CREAT) && (flags & O_EXCL))
+		return -EEXIST;
+	if (err == -ENOENT && (flags & O_CREAT) && w.region) {
+		struct fspf_entry e = { 0 };
+
+		err = locate_new(vol, path, &w);
+		if (!err)
+			err = host_path(vol, &w, path, host, sizeof(host));
+		if (err)
+			return err;
+		e.path = strdup(path);
+		e.type = FSPF_FILE;
+		e.mode = mode & 07777;
+		e.uid = geteuid();
+		e.gid = getegid();
+		e.mtime_ns = now_ns();
+		err = e.path ? fspf_entry_insert(vol->fspf, &e, &why) : -ENOMEM;
+		free(e.path);
+		if (err)
+			return err;
+		/* A stray host file at a free path is not ours: replaced. */
+		err = host_mkdirs(host);
+		if (!err) {
+			fd = open(host, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW |
+						O_CLOEXEC | O_NOCTTY, 0600);
+			if (fd < 0)
+				err = -errno;
+			else
+				close(fd);
+		}
+		if (err) {
+			fspf_entry_remove(vol->fspf, path, NULL);
+			return err;
+		}
+		touch_parent(vol, path, now_ns());
+		vol->dirty = true;
+		*created = true;
+		err = locate(vol, path, &w);
+	}
 	if (err)
 		return err;
-	if (w.is_protected && (!w.entry || w.entry->type == FSPF_DIR))
+	if (!w.entry || w.entry->type == FSPF_DIR)
 		return -EISDIR;
-	if (w.is_protected && w.entry->type != FSPF_FILE)
+	if (w.entry->type != FSPF_FILE)
 		return -ELOOP; /* a symlink: the caller resolves it */
-	err = host_path(vol, &w, path, host, sizeof(host));
-	if (err)
-		return err;
+	return node_get(vol, &w, path, node_ret);
+}
+
+EXPORT int fshield_open(struct fshield_volume *vol, const char *path,
+			int flags, mode_t mode, struct fshield_file **file_ret)
+{
+	bool wants_write = (flags & O_ACCMODE) != O_RDONLY ||
+			   (flags & (O_CREAT | O_TRUNC));
+	char host[PATH_MAX];
+	struct fshield_file *f;
+	struct where w;
+	bool created = false;
+	int err;
+
+	if (wants_write && !writable(vol))
+		return -EROFS;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	f->vol = vol;
 	f->fd = -1;
-	f->cache_index = UINT64_MAX;
-	pthread_mutex_init(&f->lock, NULL);
-	f->fd = open(host, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-				   (w.is_protected ? O_NOFOLLOW | O_NONBLOCK : 0));
-	if (f->fd < 0) {
-		err = -errno;
-		if (w.is_protected) {
-			/* Recorded but gone or unopenable: the store was changed. */
-			vol_log(vol, FSHIELD_LOG_ERR,
-				"verification of file %s failed: cannot open its stored form %s: %s",
-				path, host, strerror(-err));
-			err = -EIO;
+	f->flags = flags;
+	pthread_rwlock_wrlock(&vol->lock);
+	err = locate(vol, path, &w);
+	if ((!err || err == -ENOENT) && w.region && !w.is_protected) {
+		/* Not protected: the host's file, as asked. */
+		err = host_path(vol, &w, path, host, sizeof(host));
+		pthread_rwlock_unlock(&vol->lock);
+		if (!err) {
+			f->fd = open(host, (flags & ~O_NOFOLLOW) | O_CLOEXEC |
+						   O_NOCTTY,
+				     mode);
+			err = f->fd < 0 ? -errno : 0;
 		}
-		goto fail;
+		goto out;
 	}
-	if (w.is_protected) {
-		f->entry = w.entry;
-		f->region = w.region;
-		if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-		    (uint64_t)st.st_size != w.entry->size) {
-			vol_log(vol, FSHIELD_LOG_ERR,
-				"verification of file %s failed: its stored size or type is not the recorded one (%s)",
-				path, host);
-			err = -EIO;
-			goto fail;
-		}
-		err = fsh_aead_new(fspf_entry_key(vol->fspf, w.entry),
-				   w.region->key_size, &f->aead);
-		if (err)
-			goto fail;
-		f->cache = malloc(w.region->chunk_size);
-		if (!f->cache) {
-			err = -ENOMEM;
-			goto fail;
-		}
+	if (!err && w.synthetic_dir)
+		err = -EISDIR;
+	if (!err || err == -ENOENT)
+		err = open_protected(vol, path, flags, mode, &f->node, &created);
+	pthread_rwlock_unlock(&vol->lock);
+	if (!err && (flags & O_TRUNC) && !created) {
+		pthread_mutex_lock(&f->node->lock);
+		err = node_truncate(vol, f->node, 0);
+		pthread_mutex_unlock(&f->node->lock);
+	}
+	f->written = created || (flags & O_TRUNC);
+out:
+	if (err) {
+		fshield_close(f);
+		return err;
 	}
 	*file_ret = f;
-	return 0;
-fail:
-	fshield_close(f);
-	return err;
-}
-
-/* Chunk @idx of @f, verified, in f->cache. Called with f->lock held. */
-static int load_chunk(struct fshield_file *f, uint64_t idx)
-{
-	const struct fspf_region *r = f->region;
-	uint64_t off = idx * r->chunk_size;
-	size_t len = f->entry->size - off < r->chunk_size
-			     ? (size_t)(f->entry->size - off)
-			     : r->chunk_size;
-	size_t got = 0;
-	int err;
-
-	if (f->cache_index == idx)
-		return 0;
-	f->cache_index = UINT64_MAX;
-	while (got < len) {
-		ssize_t n = pread(f->fd, f->cache + got, len - got,
-				  (off_t)(off + got));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			err = n < 0 ? -errno : -EIO;
-			vol_log(f->vol, FSHIELD_LOG_ERR,
-				"cannot read chunk %llu of file %s: %s",
-				(unsigned long long)idx, f->entry->path,
-				strerror(-err));
-			return -EIO;
-		}
-		got += (size_t)n;
-	}
-	err = fspf_chunk_open(f->aead, r, f->entry, idx, f->cache, f->cache,
-			      len);
-	if (err) {
-		vol_log(f->vol, FSHIELD_LOG_ERR,
-			"Verification of file chunk %llu (bytes %llu to %llu) of file %s failed.",
-			(unsigned long long)idx, (unsigned long long)off,
-			(unsigned long long)(off + len - 1), f->entry->path);
-		return -EIO;
-	}
-	f->cache_index = idx;
-	f->cache_size = len;
 	return 0;
 }
 
 EXPORT ssize_t fshield_pread(struct fshield_file *f, void *buf, size_t size,
 			     uint64_t offset)
 {
+	struct node *n = f->node;
 	uint8_t *out = buf;
+	uint64_t fsize;
 	size_t done = 0;
-	int err = 0;
+	int err;
 
-	if (!f->entry) {
-		ssize_t n;
+	if (!n) {
+		ssize_t k;
 
 		do
-			n = pread(f->fd, buf, size, (off_t)offset);
-		while (n < 0 && errno == EINTR);
-		return n < 0 ? -errno : n;
+			k = pread(f->fd, buf, size, (off_t)offset);
+		while (k < 0 && errno == EINTR);
+		return k < 0 ? -errno : k;
 	}
-	if (offset >= f->entry->size)
-		return 0;
-	if (size > f->entry->size - offset)
-		size = (size_t)(f->entry->size - offset);
-	pthread_mutex_lock(&f->lock);
-	while (done < size) {
+	if ((f->flags & O_ACCMODE) == O_WRONLY)
+		return -EBADF;
+	pthread_mutex_lock(&n->lock);
+	err = node_size(f->vol, n, &fsize);
+	if (!err && offset < fsize && size > fsize - offset)
+		size = (size_t)(fsize - offset);
+	while (!err && offset < fsize && done < size) {
 		uint64_t pos = offset + done;
-		uint64_t idx = pos / f->region->chunk_size;
-		size_t in = (size_t)(pos % f->region->chunk_size), n;
+		uint64_t idx = pos / n->region->chunk_size;
+		size_t in = (size_t)(pos % n->region->chunk_size), k;
 
-		err = load_chunk(f, idx);
+		err = load_chunk(f->vol, n, idx);
 		if (err)
 			break;
-		n = f->cache_size - in < size - done ? f->cache_size - in
+		k = n->cache_size - in < size - done ? n->cache_size - in
 						     : size - done;
-		memcpy(out + done, f->cache + in, n);
-		done += n;
+		memcpy(out + done, n->cache + in, k);
+		done += k;
 	}
-	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&n->lock);
 	/* Verified bytes before a bad chunk are returned; the next read fails. */
 	return done ? (ssize_t)done : err;
 }
 
-EXPORT int fshield_fstat(struct fshield_file *f, struct stat *st)
+EXPORT ssize_t fshield_pwrite(struct fshield_file *f, const void *buf,
+			      size_t size, uint64_t offset)
 {
-	if (!f->entry)
-		return fstat(f->fd, st) < 0 ? -errno : 0;
-	{
-		struct where w = { f->region, f->entry,
-				   (size_t)(f->entry - fspf_entry(f->vol->fspf, 0)),
-				   true, false };
+	struct node *n = f->node;
+	ssize_t k;
 
-		entry_stat(&w, st);
+	if ((f->flags & O_ACCMODE) == O_RDONLY)
+		return -EBADF;
+	if (size > SSIZE_MAX)
+		size = SSIZE_MAX;
+	f->written = true;
+	if (!n) {
+		do
+			k = (f->flags & O_APPEND)
+				    ? write(f->fd, buf, size)
+				    : pwrite(f->fd, buf, size, (off_t)offset);
+		while (k < 0 && errno == EINTR);
+		return k < 0 ? -errno : k;
 	}
-	return 0;
+	if (!size)
+		return 0;
+	pthread_mutex_lock(&n->lock);
+	if (f->flags & O_APPEND) {
+		k = node_size(f->vol, n, &offset);
+		if (k < 0) {
+			pthread_mutex_unlock(&n->lock);
+			return k;
+		}
+	}
+	k = node_write(f->vol, n, buf, size, offset);
+	pthread_mutex_unlock(&n->lock);
+	return k;
 }
 
-EXPORT void fshield_close(struct fshield_file *f)
+EXPORT int fshield_ftruncate(struct fshield_file *f, uint64_t size)
 {
+	int err;
+
+	if ((f->flags & O_ACCMODE) == O_RDONLY)
+		return -EBADF;
+	f->written = true;
+	if (!f->node)
+		return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
+	pthread_mutex_lock(&f->node->lock);
+	err = node_truncate(f->vol, f->node, size);
+	pthread_mutex_unlock(&f->node->lock);
+	return err;
+}
+
+EXPORT int fshield_fsync(struct fshield_file *f, int datasync)
+{
+	int fd = f->node ? f->node->fd : f->fd;
+
+	if ((datasync ? fdatasync(fd) : fsync(fd)) < 0 && errno != EINVAL &&
+	    errno != EBADF)
+		return -errno;
+	return fshield_commit(f->vol, NULL);
+}
+
+EXPORT int fshield_fstat(struct fshield_file *f, struct stat *st)
+{
+	struct fspf_entry *e;
+	struct where w;
+	int err = 0;
+
+	if (!f->node)
+		return fstat(f->fd, st) < 0 ? -errno : 0;
+	pthread_rwlock_rdlock(&f->vol->lock);
+	e = node_entry(f->vol, f->node);
+	if (e) {
+		w = (struct where){ f->node->region, e, true, false };
+		entry_stat(&w, e->path ? e->path : "", st);
+	} else {
+		err = -EIO;
+	}
+	pthread_rwlock_unlock(&f->vol->lock);
+	return err;
+}
+
+EXPORT int fshield_close(struct fshield_file *f)
+{
+	int err = 0;
+
 	if (!f)
-		return;
-	if (f->fd >= 0)
-		close(f->fd);
-	fsh_aead_free(f->aead);
-	if (f->cache && f->region)
-		fsh_wipe(f->cache, f->region->chunk_size);
-	free(f->cache);
-	pthread_mutex_destroy(&f->lock);
+		return 0;
+	if (f->fd >= 0 && close(f->fd) < 0 && f->written)
+		err = -errno;
+	if (f->node)
+		node_put(f->vol, f->node);
+	if (f->written && !(f->vol->flags & FSHIELD_COMMIT_EXPLICIT)) {
+		int e = fshield_commit(f->vol, NULL);
+
+		err = err ? err : e;
+	}
 	free(f);
+	return err;
+}
+
+/* ---- changes by path ---- */
+
+/*
+ * The common start of a change by path: the volume writable, @path
+ * located under the write lock (held on success).
+ */
+static int change_begin(struct fshield_volume *vol, const char *path,
+			struct where *w)
+{
+	int err;
+
+	if (!writable(vol))
+		return -EROFS;
+	pthread_rwlock_wrlock(&vol->lock);
+	err = locate(vol, path, w);
+	if (err && err != -ENOENT) {
+		pthread_rwlock_unlock(&vol->lock);
+		return err;
+	}
+	if (w->is_protected && w->region && w->region->storage != FSPF_KERNEL) {
+		pthread_rwlock_unlock(&vol->lock);
+		return -EROFS;
+	}
+	return err == -ENOENT ? 1 : 0;
+}
+
+static int change_end(struct fshield_volume *vol, int err)
+{
+	pthread_rwlock_unlock(&vol->lock);
+	return err;
+}
+
+EXPORT int fshield_mkdir(struct fshield_volume *vol, const char *path,
+			 mode_t mode)
+{
+	char host[PATH_MAX];
+	struct fspf_entry e = { 0 };
+	const char *why;
+	struct where w;
+	struct stat st;
+	int err = change_begin(vol, path, &w);
+
+	if (err < 0)
+		return err;
+	if (w.region && !w.is_protected) {
+		err = host_path(vol, &w, path, host, sizeof(host));
+		if (!err && mkdir(host, mode) < 0)
+			err = -errno;
+		return change_end(vol, err);
+	}
+	if (!err)
+		return change_end(vol, -EEXIST);
+	err = locate_new(vol, path, &w);
+	if (!err)
+		err = host_path(vol, &w, path, host, sizeof(host));
+	if (err)
+		return change_end(vol, err);
+	e.path = strdup(path);
+	e.type = FSPF_DIR;
+	e.mode = mode & 07777;
+	e.uid = geteuid();
+	e.gid = getegid();
+	e.mtime_ns = now_ns();
+	err = e.path ? fspf_entry_insert(vol->fspf, &e, &why) : -ENOMEM;
+	free(e.path);
+	if (err)
+		return change_end(vol, err);
+	err = host_mkdirs(host);
+	if (!err && lstat(host, &st) == 0 && !S_ISDIR(st.st_mode))
+		unlink(host); /* a stray host file at a free path */
+	if (!err && mkdir(host, 0700) < 0 && errno != EEXIST)
+		err = -errno;
+	if (err) {
+		fspf_entry_remove(vol->fspf, path, NULL);
+		return change_end(vol, err);
+	}
+	touch_parent(vol, path, now_ns());
+	vol->dirty = true;
+	return change_end(vol, err);
+}
+
+EXPORT int fshield_symlink(struct fshield_volume *vol, const char *target,
+			   const char *path)
+{
+	char host[PATH_MAX];
+	struct fspf_entry e = { 0 };
+	const char *why;
+	struct where w;
+	int err;
+
+	if (!target || !*target || strlen(target) >= FSPF_PATH_MAX_BYTES)
+		return !target || !*target ? -ENOENT : -ENAMETOOLONG;
+	err = change_begin(vol, path, &w);
+	if (err < 0)
+		return err;
+	if (w.region && !w.is_protected) {
+		err = host_path(vol, &w, path, host, sizeof(host));
+		if (!err && symlink(target, host) < 0)
+			err = -errno;
+		return change_end(vol, err);
+	}
+	if (!err)
+		return change_end(vol, -EEXIST);
+	err = locate_new(vol, path, &w);
+	if (!err)
+		err = host_path(vol, &w, path, host, sizeof(host));
+	if (err)
+		return change_end(vol, err);
+	e.path = strdup(path);
+	e.target = strdup(target);
+	e.type = FSPF_SYMLINK;
+	e.mode = 0777;
+	e.uid = geteuid();
+	e.gid = getegid();
+	e.mtime_ns = now_ns();
+	err = e.path && e.target ? fspf_entry_insert(vol->fspf, &e, &why)
+				 : -ENOMEM;
+	free(e.path);
+	free(e.target);
+	if (!err) {
+		/* The host's copy is for show only: the fspf's target counts. */
+		if (!host_mkdirs(host)) {
+			unlink(host);
+			if (symlink(target, host) < 0)
+				vol_log(vol, FSHIELD_LOG_DEBUG,
+					"no host copy of symlink %s: %s", path,
+					strerror(errno));
+		}
+		touch_parent(vol, path, now_ns());
+		vol->dirty = true;
+	}
+	return change_end(vol, err);
+}
+
+EXPORT int fshield_unlink(struct fshield_volume *vol, const char *path)
+{
+	char host[PATH_MAX];
+	struct where w;
+	int err = change_begin(vol, path, &w);
+
+	if (err < 0)
+		return err;
+	if (w.region && !w.is_protected) {
+		err = host_path(vol, &w, path, host, sizeof(host));
+		if (!err && unlink(host) < 0)
+			err = -errno;
+		return change_end(vol, err);
+	}
+	if (err)
+		return change_end(vol, -ENOENT);
+	if (!w.entry || w.entry->type == FSPF_DIR)
+		return change_end(vol, -EISDIR);
+	err = host_path(vol, &w, path, host, sizeof(host));
+	if (!err && unlink(host) < 0 && errno != ENOENT)
+		err = -errno;
+	if (!err)
+		err = remove_entry(vol, path);
+	if (!err) {
+		touch_parent(vol, path, now_ns());
+		vol->dirty = true;
+	}
+	return change_end(vol, err);
+}
+
+EXPORT int fshield_rmdir(struct fshield_volume *vol, const char *path)
+{
+	char host[PATH_MAX];
+	size_t first, end;
+	struct where w;
+	int err = change_begin(vol, path, &w);
+
+	if (err < 0)
+		return err;
+	if (w.region && !w.is_protected) {
+		err = host_path(vol, &w, path, host, sizeof(host));
+		if (!err && rmdir(host) < 0)
+			err = -errno;
+		return change_end(vol, err);
+	}
+	if (err)
+		return change_end(vol, -ENOENT);
+	if (w.synthetic_dir)
+		return change_end(vol, -EBUSY);
+	if (w.entry->type != FSPF_DIR)
+		return change_end(vol, -ENOTDIR);
+	fspf_entry_range(vol->fspf, path, &first, &end);
+	if (end - first > 1)
+		return change_end(vol, -ENOTEMPTY);
+	err = host_path(vol, &w, path, host, sizeof(host));
+	if (!err && rmdir(host) < 0 && errno != ENOENT)
+		/* Stray host files there are not ours; the fspf says empty. */
+		vol_log(vol, FSHIELD_LOG_DEBUG, "host directory %s stays: %s",
+			host, strerror(errno));
+	if (!err)
+		err = remove_entry(vol, path);
+	if (!err) {
+		touch_parent(vol, path, now_ns());
+		vol->dirty = true;
+	}
+	return change_end(vol, err);
+}
+
+EXPORT int fshield_rename(struct fshield_volume *vol, const char *from,
+			  const char *to, unsigned int flags)
+{
+	char hfrom[PATH_MAX], hto[PATH_MAX];
+	struct where wf, wt;
+	size_t first, end, from_len = from ? strlen(from) : 0;
+	char **paths = NULL;
+	size_t npaths = 0;
+	int err, to_err;
+
+	if (flags & ~FSHIELD_RENAME_NOREPLACE)
+		return -EINVAL;
+	err = change_begin(vol, from, &wf);
+	if (err < 0)
+		return err;
+	to_err = locate(vol, to, &wt);
+	if (to_err && to_err != -ENOENT)
+		return change_end(vol, to_err);
+	if (wf.region && !wf.is_protected) {
+		if (!wt.region || wt.is_protected)
+			return change_end(vol, -EXDEV);
+		err = host_path(vol, &wf, from, hfrom, sizeof(hfrom));
+		if (!err)
+			err = host_path(vol, &wt, to, hto, sizeof(hto));
+		if (!err && renameat2(AT_FDCWD, hfrom, AT_FDCWD, hto,
+				      flags & FSHIELD_RENAME_NOREPLACE
+					      ? RENAME_NOREPLACE
+					      : 0) < 0)
+			err = -errno;
+		return change_end(vol, err);
+	}
+	if (err)
+		return change_end(vol, -ENOENT);
+	if (wf.synthetic_dir || wt.synthetic_dir)
+		return change_end(vol, -EBUSY);
+	if (!wt.region || wt.region != wf.region)
+		return change_end(vol, -EXDEV);
+	if (!strcmp(from, to))
+		return change_end(vol, 0);
+	if (wf.entry->type == FSPF_DIR && fspf_path_contains(from, to))
+		return change_end(vol, -EINVAL);
+	if (!to_err) {
+		if (flags & FSHIELD_RENAME_NOREPLACE)
+			return change_end(vol, -EEXIST);
+		if (wf.entry->type == FSPF_DIR && wt.entry->type != FSPF_DIR)
+			return change_end(vol, -ENOTDIR);
+		if (wf.entry->type != FSPF_DIR && wt.entry->type == FSPF_DIR)
+			return change_end(vol, -EISDIR);
+		fspf_entry_range(vol->fspf, to, &first, &end);
+		if (end - first > 1)
+			return change_end(vol, -ENOTEMPTY);
+	} else {
+		err = locate_new(vol, to, &wt);
+		if (err)
+			return change_end(vol, err);
+	}
+	/* New paths of open files below @from, before anything changes. */
+	for (struct node *n = vol->nodes; n; n = n->next)
+		npaths += n->path && fspf_path_contains(from, n->path);
+	if (npaths && !(paths = calloc(npaths, sizeof(*paths))))
+		return change_end(vol, -ENOMEM);
+	npaths = 0;
+	for (struct node *n = vol->nodes; !err && n; n = n->next) {
+		if (!n->path || !fspf_path_contains(from, n->path))
+			continue;
+		if (asprintf(&paths[npaths++], "%s%s", to,
+			     n->path + from_len) < 0) {
+			paths[--npaths] = NULL;
+			err = -ENOMEM;
+		}
+	}
+	if (!err)
+		err = host_path(vol, &wf, from, hfrom, sizeof(hfrom));
+	if (!err)
+		err = host_path(vol, &wt, to, hto, sizeof(hto));
+	if (!err)
+		err = host_mkdirs(hto);
+	if (err)
+		goto out;
+	/* A file whose stored form is gone moves all the same (it reads EIO). */
+	if (rename(hfrom, hto) < 0 && errno != ENOENT) {
+		err = -errno;
+		goto out;
+	}
+	if (!to_err) {
+		err = remove_entry(vol, to);
+		if (err)
+			goto undo;
+	}
+	err = fspf_entry_move(vol->fspf, from, to);
+	if (err) {
+		vol_log(vol, FSHIELD_LOG_ERR,
+			"rename of %s to %s failed half-way (%s): %s is gone",
+			from, to, strerror(-err), to);
+		goto undo;
+	}
+	npaths = 0;
+	for (struct node *n = vol->nodes; n; n = n->next) {
+		if (!n->path || !fspf_path_contains(from, n->path))
+			continue;
+		free(n->path);
+		n->path = paths[npaths];
+		paths[npaths++] = NULL;
+	}
+	touch_parent(vol, from, now_ns());
+	touch_parent(vol, to, now_ns());
+	vol->dirty = true;
+	goto out;
+undo:
+	vol->dirty = true;
+	if (rename(hto, hfrom) < 0)
+		vol_log(vol, FSHIELD_LOG_ERR, "cannot move %s back: %s", hto,
+			strerror(errno));
+out:
+	for (size_t i = 0; paths && i < npaths; i++)
+		free(paths[i]);
+	free(paths);
+	return change_end(vol, err);
+}
+
+/* Change the attributes of protected entry @path with @fn. */
+static int set_attr(struct fshield_volume *vol, const char *path,
+		    void (*fn)(struct fspf_entry *, const void *),
+		    const void *arg, int (*host_fn)(const char *, const void *))
+{
+	char host[PATH_MAX];
+	struct where w;
+	int err = change_begin(vol, path, &w);
+
+	if (err < 0)
+		return err;
+	if (w.region && !w.is_protected) {
+		err = host_path(vol, &w, path, host, sizeof(host));
+		if (!err)
+			err = host_fn(host, arg);
+		return change_end(vol, err);
+	}
+	if (err)
+		return change_end(vol, -ENOENT);
+	if (!w.entry)
+		return change_end(vol, -EPERM); /* an embed point: not recorded */
+	fn(w.entry, arg);
+	vol->dirty = true;
+	return change_end(vol, 0);
+}
+
+static void set_mode(struct fspf_entry *e, const void *arg)
+{
+	if (e->type != FSPF_SYMLINK)
+		e->mode = *(const mode_t *)arg & 07777;
+}
+
+static int host_chmod(const char *host, const void *arg)
+{
+	return fchmodat(AT_FDCWD, host, *(const mode_t *)arg, 0) < 0 ? -errno
+								      : 0;
+}
+
+EXPORT int fshield_chmod(struct fshield_volume *vol, const char *path,
+			 mode_t mode)
+{
+	return set_attr(vol, path, set_mode, &mode, host_chmod);
+}
+
+struct owner {
+	uid_t uid;
+	gid_t gid;
+};
+
+static void set_owner(struct fspf_entry *e, const void *arg)
+{
+	const struct owner *o = arg;
+
+	if (o->uid != (uid_t)-1)
+		e->uid = o->uid;
+	if (o->gid != (gid_t)-1)
+		e->gid = o->gid;
+}
+
+static int host_chown(const char *host, const void *arg)
+{
+	const struct owner *o = arg;
+
+	return lchown(host, o->uid, o->gid) < 0 ? -errno : 0;
+}
+
+EXPORT int fshield_chown(struct fshield_volume *vol, const char *path,
+			 uid_t uid, gid_t gid)
+{
+	struct owner o = { uid, gid };
+
+	return set_attr(vol, path, set_owner, &o, host_chown);
+}
+
+static void set_times(struct fspf_entry *e, const void *arg)
+{
+	const struct timespec *ts = arg;
+
+	if (ts[1].tv_nsec == UTIME_NOW)
+		e->mtime_ns = now_ns();
+	else if (ts[1].tv_nsec != UTIME_OMIT)
+		e->mtime_ns = (int64_t)ts[1].tv_sec * 1000000000 + ts[1].tv_nsec;
+}
+
+static int host_utimens(const char *host, const void *arg)
+{
+	return utimensat(AT_FDCWD, host, arg, AT_SYMLINK_NOFOLLOW) < 0 ? -errno
+									: 0;
+}
+
+EXPORT int fshield_utimens(struct fshield_volume *vol, const char *path,
+			   const struct timespec times[2])
+{
+	struct timespec now[2] = { { 0, UTIME_NOW }, { 0, UTIME_NOW } };
+
+	return set_attr(vol, path, set_times, times ? times : now,
+			host_utimens);
+}
+
+EXPORT int fshield_truncate(struct fshield_volume *vol, const char *path,
+			    uint64_t size)
+{
+	struct fshield_file *f;
+	int err;
+
+	if (!writable(vol))
+		return -EROFS;
+	err = fshield_open(vol, path, O_WRONLY, 0, &f);
+	if (err)
+		return err;
+	err = fshield_ftruncate(f, size);
+	f->written = true;
+	{
+		int e = fshield_close(f);
+
+		return err ? err : e;
+	}
 }

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * libfshield: the runtime. Open a protected tree (its fspf, key and expected
- * root tag) and read it through the shield: every byte returned verified
- * first, every protected path answered from the fspf, not from the host.
+ * root tag) and read and write it through the shield: every byte returned
+ * verified first, every protected path answered from the fspf, not from the
+ * host; every write sealed, and committed as a new fspf with a new root tag.
  *
- * This first version is read-only: writes and commits come next (issue 3).
  * Every function returns 0 (or a count) or a negative errno; the library
  * never prints and never exits: details go to the host's log callback.
  * Thread-safe: any number of threads may use one volume and one file.
@@ -27,6 +27,16 @@ extern "C" {
 /* Flags of struct fshield_config. */
 #define FSHIELD_NO_ROLLBACK_PROTECTION 0x1u /* no expected tag, on purpose */
 #define FSHIELD_ALLOW_UNENCRYPTED 0x2u /* debug only: a zero-key fspf */
+#define FSHIELD_WRITABLE 0x4u /* writes allowed; one writer at a time */
+/*
+ * Commit only on fshield_fsync(), fshield_commit() and volume close, not on
+ * the close of every written file (a FUSE mount: an fspf per file copied
+ * would be slow).
+ */
+#define FSHIELD_COMMIT_EXPLICIT 0x8u
+
+/* Flags of fshield_rename(). */
+#define FSHIELD_RENAME_NOREPLACE 0x1u
 
 /* Log levels, as syslog's. */
 #define FSHIELD_LOG_ERR 3
@@ -52,6 +62,9 @@ typedef void (*fshield_log_fn)(void *ctx, int level, const char *msg);
  *                FSHIELD_NO_ROLLBACK_PROTECTION
  * @flags:        FSHIELD_* flags
  * @log, @log_ctx: message sink, NULL for silence
+ * @tag_path:     with FSHIELD_WRITABLE, a file that receives the new root tag
+ *                (hex and a newline, replaced atomically) after each commit,
+ *                or NULL
  */
 struct fshield_config {
 	const char *fspf_path;
@@ -61,6 +74,7 @@ struct fshield_config {
 	unsigned flags;
 	fshield_log_fn log;
 	void *log_ctx;
+	const char *tag_path;
 };
 
 struct fshield_volume;
@@ -69,9 +83,15 @@ struct fshield_file;
 /**
  * fshield_volume_open() - load, verify and check the freshness of an fspf.
  *
+ * A writable volume holds an exclusive flock(2) of "<fspf_path>.lock"
+ * (created 0600 if missing) until closed; a read-only one a shared lock
+ * when the lock file exists, so that nobody reads a tree being written.
+ *
  * Return: 0 and the volume in *@vol_ret (free with fshield_volume_close()),
  * or -EINVAL (bad config: no expected tag without
- * FSHIELD_NO_ROLLBACK_PROTECTION, a key of the wrong size), -EKEYREJECTED
+ * FSHIELD_NO_ROLLBACK_PROTECTION, a tag file without FSHIELD_WRITABLE),
+ * -EBUSY (locked by another writer, or by readers for a writer),
+ * -EKEYREJECTED
  * (wrong key), -EBADMSG (the fspf was tampered with), -ESTALE (its tag is
  * not the expected one: a rollback or tampering is suspected), -EPERM (never
  * encrypted, not allowed), -ENOKEY, -EUCLEAN, -EPROTONOSUPPORT,
@@ -87,13 +107,28 @@ int fshield_volume_open(const struct fshield_config *config,
 const char *fshield_strerror(int err);
 
 /**
- * fshield_volume_close() - free @vol. NULL-safe. Close its files first:
- * a file used after its volume is closed is undefined behaviour.
+ * fshield_volume_close() - commit what is not committed yet (a writable
+ * volume) and free @vol, even when the commit fails. NULL-safe. Close its
+ * files first: a file used after its volume is closed is undefined
+ * behaviour.
+ * Return: 0, or the error of the final commit (the changes since the last
+ * commit are then lost; the fspf stays at its last committed state).
  */
-void fshield_volume_close(struct fshield_volume *vol);
+int fshield_volume_close(struct fshield_volume *vol);
 
-/** fshield_volume_tag() - the root tag of the state @vol shows. */
-void fshield_volume_tag(const struct fshield_volume *vol,
+/**
+ * fshield_commit() - make every change so far durable and name it: flush
+ * the host file systems of the kernel regions (syncfs), then replace the
+ * fspf atomically (temporary file, fsync, rename, fsync of its directory),
+ * then write the tag file if configured. Nothing to commit: the current tag.
+ * @tag: the new root tag, written on success (may be NULL).
+ * Return: 0, or the errno of the failed step (the fspf on disk is then the
+ * previous one, untouched).
+ */
+int fshield_commit(struct fshield_volume *vol, uint8_t tag[FSHIELD_TAG_BYTES]);
+
+/** fshield_volume_tag() - the root tag of the last committed state. */
+void fshield_volume_tag(struct fshield_volume *vol,
 			uint8_t tag[FSHIELD_TAG_BYTES]);
 
 /**
@@ -133,14 +168,19 @@ ssize_t fshield_readlink(struct fshield_volume *vol, const char *path,
 			 char *buf, size_t size);
 
 /**
- * fshield_open() - open regular file @path for reading (@flags: O_RDONLY,
- * other flags ignored; O_WRONLY, O_RDWR, O_CREAT, O_TRUNC or O_APPEND is
- * -EROFS in this version). A protected file whose stored form is missing
- * or has not its recorded size and type gives -EIO and a log line.
- * Return: 0 and the file in *@file_ret, or a negative errno.
+ * fshield_open() - open (or with O_CREAT create, with @mode) regular file
+ * @path. @flags as open(2): the access mode, O_CREAT, O_EXCL, O_TRUNC and
+ * O_APPEND count; a not-protected file gets all of them. Writing on a
+ * read-only volume is -EROFS. Handles of one protected file share its
+ * cache: a write through one is seen by the others. A protected file whose
+ * stored form is missing or has not its recorded size and type gives -EIO
+ * and a log line. A new protected file is owned by the process's effective
+ * uid and gid (see fshield_chown()).
+ * Return: 0 and the file in *@file_ret, or a negative errno (-EISDIR,
+ * -ELOOP for a symlink: the caller resolves it, -EEXIST, -ENOENT, ...).
  */
 int fshield_open(struct fshield_volume *vol, const char *path, int flags,
-		 struct fshield_file **file_ret);
+		 mode_t mode, struct fshield_file **file_ret);
 
 /**
  * fshield_pread() - read up to @size bytes at @offset. A protected file's
@@ -153,11 +193,91 @@ int fshield_open(struct fshield_volume *vol, const char *path, int flags,
 ssize_t fshield_pread(struct fshield_file *file, void *buf, size_t size,
 		      uint64_t offset);
 
-/** fshield_fstat() - fshield_stat() of an open file. */
+/**
+ * fshield_pwrite() - write @size bytes at @offset (O_APPEND: at the end),
+ * crossing chunks as needed; a write beyond the end fills the gap with
+ * zeros. Each touched chunk is sealed whole with a fresh nonce: the bytes
+ * around the write are read and verified first (a chunk that fails gives
+ * -EIO and nothing is written over it). The host holds the new chunks in
+ * place at once; the fspf names them once committed.
+ * Return: the number of bytes written (short only after an error), or a
+ * negative errno (-EBADF on a handle opened read-only, -EFBIG, -EIO, ...).
+ */
+ssize_t fshield_pwrite(struct fshield_file *file, const void *buf,
+		       size_t size, uint64_t offset);
+
+/**
+ * fshield_ftruncate() - set the size of @file: shorter (the new last chunk
+ * sealed again) or longer (zeros).
+ */
+int fshield_ftruncate(struct fshield_file *file, uint64_t size);
+
+/**
+ * fshield_fsync() - flush @file to the host (fsync, or fdatasync with
+ * @datasync) and commit the volume (fshield_commit()).
+ */
+int fshield_fsync(struct fshield_file *file, int datasync);
+
+/** fshield_fstat() - fshield_stat() of an open file (also once unlinked). */
 int fshield_fstat(struct fshield_file *file, struct stat *st);
 
-/** fshield_close() - close @file. NULL-safe. */
-void fshield_close(struct fshield_file *file);
+/**
+ * fshield_close() - close @file. NULL-safe. Unless the volume was opened
+ * with FSHIELD_COMMIT_EXPLICIT, closing a handle that wrote commits.
+ * Return: 0, or the error of that commit or of close(2).
+ */
+int fshield_close(struct fshield_file *file);
+
+/*
+ * Changes by path. All return 0 or a negative errno as their system calls
+ * do (-EEXIST, -ENOENT, -ENOTDIR, -EISDIR, -ENOTEMPTY, ...), and -EROFS on
+ * a read-only volume or in an ephemeral region (not writable yet). In a
+ * protected region they change the fspf (committed later) and mirror the
+ * change on the host; a not-protected path is passed to the host as is.
+ * The embed point of a region (or a directory above one) cannot be
+ * removed, renamed or changed: -EBUSY or -EPERM.
+ */
+
+/** fshield_mkdir() - create directory @path. */
+int fshield_mkdir(struct fshield_volume *vol, const char *path, mode_t mode);
+
+/** fshield_rmdir() - remove empty directory @path. */
+int fshield_rmdir(struct fshield_volume *vol, const char *path);
+
+/** fshield_unlink() - remove @path; its open handles keep working. */
+int fshield_unlink(struct fshield_volume *vol, const char *path);
+
+/**
+ * fshield_rename() - rename @from to @to, replacing a file or an empty
+ * directory there (not with FSHIELD_RENAME_NOREPLACE: -EEXIST). Both must
+ * lie in the same region (-EXDEV). A file keeps its id and key: nothing is
+ * sealed again.
+ */
+int fshield_rename(struct fshield_volume *vol, const char *from,
+		   const char *to, unsigned int flags);
+
+/** fshield_symlink() - create symlink @path pointing to @target. */
+int fshield_symlink(struct fshield_volume *vol, const char *target,
+		    const char *path);
+
+/** fshield_chmod() - set the permission bits (07777) of @path. */
+int fshield_chmod(struct fshield_volume *vol, const char *path, mode_t mode);
+
+/** fshield_chown() - set the owner of @path; (uid_t)-1 keeps one. */
+int fshield_chown(struct fshield_volume *vol, const char *path, uid_t uid,
+		  gid_t gid);
+
+/**
+ * fshield_utimens() - set the modification time of @path as utimensat(2)
+ * (@times[1]; UTIME_NOW, UTIME_OMIT; NULL: now). A protected entry records
+ * one time, which stat() shows as access, change and modification time.
+ */
+int fshield_utimens(struct fshield_volume *vol, const char *path,
+		    const struct timespec times[2]);
+
+/** fshield_truncate() - fshield_ftruncate() of @path. */
+int fshield_truncate(struct fshield_volume *vol, const char *path,
+		     uint64_t size);
 
 #ifdef __cplusplus
 }

@@ -825,6 +825,233 @@ out:
 	return err;
 }
 
+/* ---- changes of single entries (the runtime's writes) ---- */
+
+/* The parent of normal path @path, in @out. */
+static void parent_of(const char *path, char *out)
+{
+	char *slash;
+
+	snprintf(out, FSPF_PATH_MAX_BYTES, "%s", path);
+	slash = strrchr(out, '/');
+	if (slash == out)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+}
+
+/* Whether some region's embed point is @path or lies below it. */
+static bool holds_embed_point(const struct fspf *f, const char *path)
+{
+	for (size_t i = 0; i < f->region_count; i++)
+		if (fspf_path_contains(path, f->regions[i].path))
+			return true;
+	return false;
+}
+
+/*
+ * Whether an entry may be created at @path of region @r: its parent is the
+ * embed point or a recorded directory.
+ */
+static int parent_ok(const struct fspf *f, const struct fspf_region *r,
+		     const char *path)
+{
+	char parent[FSPF_PATH_MAX_BYTES];
+	const struct fspf_entry *p;
+
+	parent_of(path, parent);
+	if (fspf_path_contains(parent, r->path))
+		return 0; /* the embed point itself */
+	p = fspf_entry_find(f, parent);
+	if (!p)
+		return -ENOENT;
+	return p->type == FSPF_DIR ? 0 : -ENOTDIR;
+}
+
+int fspf_entry_insert(struct fspf *f, struct fspf_entry *in,
+		      const char **why_ret)
+{
+	const struct fspf_region *r;
+	struct fspf_entry *v;
+	uint8_t *rnd = NULL;
+	size_t ri, pos;
+	int err;
+
+	*why_ret = NULL;
+	if (!entry_fields_ok(in, why_ret))
+		return -EINVAL;
+	if (fspf_region_lookup(f, in->path, &ri) ||
+	    f->regions[ri].protection == FSPF_NOT_PROTECTED ||
+	    f->regions[ri].storage != FSPF_KERNEL) {
+		*why_ret = "not in a protected kernel region";
+		return -EINVAL;
+	}
+	r = &f->regions[ri];
+	if (holds_embed_point(f, in->path)) {
+		*why_ret = "an embed point is there or below";
+		return -EEXIST;
+	}
+	pos = lower_bound(f->entries, f->entry_count, in->path);
+	if (pos < f->entry_count && !strcmp(f->entries[pos].path, in->path))
+		return -EEXIST;
+	err = parent_ok(f, r, in->path);
+	if (err) {
+		*why_ret = "its parent directory is not recorded";
+		return err;
+	}
+	v = realloc(f->entries, (f->entry_count + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	f->entries = v;
+	in->chunk_count = 0;
+	in->chunks = NULL;
+	in->key_slot = 0;
+	memset(in->id, 0, sizeof(in->id));
+	if (in->type == FSPF_FILE) {
+		in->chunk_count = fspf_chunk_count(in->size, r->chunk_size);
+		if (in->chunk_count &&
+		    (in->chunk_count > SIZE_MAX / sizeof(*in->chunks) ||
+		     !(in->chunks = calloc(in->chunk_count,
+					   sizeof(*in->chunks)))))
+			return -ENOMEM;
+		rnd = fsh_secure_alloc(RANDOM_PER_FILE);
+		if (!rnd || keys_reserve(f, 1)) {
+			fsh_secure_free(rnd);
+			free(in->chunks);
+			in->chunks = NULL;
+			return -ENOMEM;
+		}
+		fsh_random(rnd, RANDOM_PER_FILE);
+		in->key_slot = key_slot_take(f);
+		memcpy(f->keys + (size_t)in->key_slot * KEY_SLOT_BYTES, rnd,
+		       r->key_size);
+		memcpy(in->id, rnd + KEY_SLOT_BYTES, sizeof(in->id));
+		fsh_secure_free(rnd);
+	} else {
+		in->size = in->type == FSPF_SYMLINK ? strlen(in->target) : 0;
+	}
+	memmove(&v[pos + 1], &v[pos], (f->entry_count - pos) * sizeof(*v));
+	v[pos] = *in;
+	f->entry_count++;
+	memset(in, 0, sizeof(*in));
+	return 0;
+}
+
+int fspf_entry_remove(struct fspf *f, const char *path,
+		      struct fspf_entry *taken)
+{
+	size_t first, end;
+	struct fspf_entry *e;
+
+	fspf_entry_range(f, path, &first, &end);
+	if (first == end || strcmp(f->entries[first].path, path))
+		return -ENOENT;
+	if (end - first > 1)
+		return -ENOTEMPTY;
+	e = &f->entries[first];
+	if (e->type == FSPF_FILE)
+		key_slot_release(f, e->key_slot);
+	if (taken)
+		*taken = *e;
+	else
+		entry_clear(e);
+	memmove(e, e + 1, (f->entry_count - first - 1) * sizeof(*e));
+	f->entry_count--;
+	return 0;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	return path_cmp(((const struct fspf_entry *)a)->path,
+			((const struct fspf_entry *)b)->path);
+}
+
+int fspf_entry_move(struct fspf *f, const char *from, const char *to)
+{
+	size_t first, end, n, ri_from, ri_to, from_len = strlen(from);
+	char **paths;
+	int err;
+
+	if (!fspf_path_valid(to, strlen(to)) || strlen(to) >= FSPF_PATH_MAX_BYTES)
+		return -EINVAL;
+	if (fspf_region_lookup(f, from, &ri_from) ||
+	    fspf_region_lookup(f, to, &ri_to))
+		return -ENOENT;
+	if (ri_from != ri_to)
+		return -EXDEV;
+	if (holds_embed_point(f, from) || holds_embed_point(f, to))
+		return -EBUSY;
+	if (fspf_path_contains(from, to))
+		return strcmp(from, to) ? -EINVAL : 0;
+	fspf_entry_range(f, from, &first, &end);
+	if (first == end || strcmp(f->entries[first].path, from))
+		return -ENOENT;
+	if (fspf_entry_find(f, to))
+		return -EEXIST;
+	err = parent_ok(f, &f->regions[ri_to], to);
+	if (err)
+		return err;
+	n = end - first;
+	paths = calloc(n, sizeof(*paths));
+	if (!paths)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const char *rest = f->entries[first + i].path + from_len;
+		size_t len = strlen(to) + strlen(rest);
+
+		err = len >= FSPF_PATH_MAX_BYTES ? -ENAMETOOLONG : 0;
+		if (!err && !(paths[i] = malloc(len + 1)))
+			err = -ENOMEM;
+		if (!err) {
+			memcpy(paths[i], to, strlen(to));
+			memcpy(paths[i] + strlen(to), rest, strlen(rest) + 1);
+		}
+		if (err) {
+			while (i--)
+				free(paths[i]);
+			free(paths);
+			return err;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(f->entries[first + i].path);
+		f->entries[first + i].path = paths[i];
+	}
+	free(paths);
+	/* Nearly sorted: the moved run lands elsewhere as a block. */
+	qsort(f->entries, f->entry_count, sizeof(*f->entries), entry_cmp);
+	return 0;
+}
+
+int fspf_entry_resize(struct fspf_entry *e, uint32_t chunk_size,
+		      uint64_t size)
+{
+	uint64_t count = fspf_chunk_count(size, chunk_size);
+	struct fspf_chunk *c;
+
+	if (e->type != FSPF_FILE || !chunk_size)
+		return -EINVAL;
+	if (count != e->chunk_count) {
+		if (count > SIZE_MAX / sizeof(*c))
+			return -EFBIG;
+		if (!count) {
+			free(e->chunks);
+			c = NULL;
+		} else {
+			c = realloc(e->chunks, (size_t)count * sizeof(*c));
+			if (!c)
+				return -ENOMEM;
+		}
+		if (count > e->chunk_count)
+			memset(&c[e->chunk_count], 0,
+			       (size_t)(count - e->chunk_count) * sizeof(*c));
+		e->chunks = c;
+		e->chunk_count = count;
+	}
+	e->size = size;
+	return 0;
+}
+
 /* ---- chunks ---- */
 
 static void chunk_ad(uint8_t ad[FSPF_CHUNK_AD_BYTES], const uint8_t *id,
@@ -836,32 +1063,23 @@ static void chunk_ad(uint8_t ad[FSPF_CHUNK_AD_BYTES], const uint8_t *id,
 	put_le32(ad + 28, domain);
 }
 
-static bool seal_args_ok(const struct fspf_region *r,
-			 const struct fspf_entry *e, uint64_t index, size_t size)
-{
-	return index < e->chunk_count && size && size <= r->chunk_size &&
-	       (r->protection == FSPF_ENCRYPTED ||
-		r->protection == FSPF_AUTHENTICATED);
-}
-
-/* Seal one chunk under @nonce (checked by the caller), into its record. */
+/* Seal one chunk under @nonce (checked by the caller), into record @c. */
 static int seal_one(struct fsh_aead *aead, const struct fspf_region *r,
-		    struct fspf_entry *e, uint64_t index,
+		    const uint8_t *id, uint64_t index, struct fspf_chunk *c,
 		    const uint8_t nonce[FSH_NONCE_BYTES], const uint8_t *in,
 		    uint8_t *out, size_t size)
 {
 	uint8_t ad[FSPF_CHUNK_AD_BYTES];
-	struct fspf_chunk *c = &e->chunks[index];
 
 	memcpy(c->nonce, nonce, FSH_NONCE_BYTES);
 	if (r->protection == FSPF_ENCRYPTED) {
 		struct fsh_span span = { in, out, size };
 
-		chunk_ad(ad, e->id, index, size, DOMAIN_ENCRYPTED);
+		chunk_ad(ad, id, index, size, DOMAIN_ENCRYPTED);
 		return fsh_aead_seal(aead, c->nonce, ad, sizeof(ad), &span, 1,
 				     c->tag);
 	}
-	chunk_ad(ad, e->id, index, size, DOMAIN_AUTHENTICATED);
+	chunk_ad(ad, id, index, size, DOMAIN_AUTHENTICATED);
 	return fsh_aead_mac(aead, c->nonce, ad, sizeof(ad), in, size, c->tag);
 }
 
@@ -869,27 +1087,42 @@ int fspf_chunk_seal(struct fsh_aead *aead, const struct fspf_region *r,
 		    struct fspf_entry *e, uint64_t index, const uint8_t *in,
 		    uint8_t *out, size_t size)
 {
-	uint8_t nonce[FSH_NONCE_BYTES];
-	int err;
-
-	if (!seal_args_ok(r, e, index, size))
+	if (index >= e->chunk_count || size > r->chunk_size)
 		return -EINVAL;
-	err = fsh_nonces(nonce, 1);
-	return err ? err : seal_one(aead, r, e, index, nonce, in, out, size);
+	return fspf_chunks_seal_rec(aead, r, e->id, index, &e->chunks[index],
+				    in, out, size);
 }
 
 int fspf_chunks_seal(struct fsh_aead *aead, const struct fspf_region *r,
 		     struct fspf_entry *e, uint64_t first, const uint8_t *in,
 		     uint8_t *out, size_t size)
 {
+	uint64_t count = r->chunk_size ? fspf_chunk_count(size, r->chunk_size)
+				       : 0;
+
+	if (!count || first >= e->chunk_count ||
+	    count > e->chunk_count - first)
+		return -EINVAL;
+	return fspf_chunks_seal_rec(aead, r, e->id, first, &e->chunks[first],
+				    in, out, size);
+}
+
+int fspf_chunks_seal_rec(struct fsh_aead *aead, const struct fspf_region *r,
+			 const uint8_t id[FSPF_ID_BYTES], uint64_t first,
+			 struct fspf_chunk *recs, const uint8_t *in,
+			 uint8_t *out, size_t size)
+{
 	enum { BATCH = 256 };
 	uint8_t nonces[BATCH][FSH_NONCE_BYTES];
-	uint64_t count = fspf_chunk_count(size, r->chunk_size);
+	uint64_t count;
 	int err = 0;
 
-	if (!count || !seal_args_ok(r, e, first + count - 1,
-				    size - (count - 1) * r->chunk_size) ||
-	    first + count < first)
+	if ((r->protection != FSPF_ENCRYPTED &&
+	     r->protection != FSPF_AUTHENTICATED) ||
+	    !r->chunk_size || !size)
+		return -EINVAL;
+	count = fspf_chunk_count(size, r->chunk_size);
+	if (first + count < first)
 		return -EINVAL;
 	for (uint64_t done = 0; !err && done < count; done += BATCH) {
 		size_t n = count - done < BATCH ? (size_t)(count - done) : BATCH;
@@ -901,8 +1134,9 @@ int fspf_chunks_seal(struct fsh_aead *aead, const struct fspf_region *r,
 			size_t len = size - off < r->chunk_size ? size - off
 								 : r->chunk_size;
 
-			err = seal_one(aead, r, e, first + done + i, nonces[i],
-				       in + off, out ? out + off : NULL, len);
+			err = seal_one(aead, r, id, first + done + i,
+				       &recs[done + i], nonces[i], in + off,
+				       out ? out + off : NULL, len);
 		}
 	}
 	return err;
@@ -912,22 +1146,31 @@ int fspf_chunk_open(struct fsh_aead *aead, const struct fspf_region *r,
 		    const struct fspf_entry *e, uint64_t index,
 		    const uint8_t *in, uint8_t *out, size_t size)
 {
+	if (index >= e->chunk_count)
+		return -EINVAL;
+	return fspf_chunk_open_rec(aead, r, e->id, index, &e->chunks[index],
+				   in, out, size);
+}
+
+int fspf_chunk_open_rec(struct fsh_aead *aead, const struct fspf_region *r,
+			const uint8_t id[FSPF_ID_BYTES], uint64_t index,
+			const struct fspf_chunk *c, const uint8_t *in,
+			uint8_t *out, size_t size)
+{
 	uint8_t ad[FSPF_CHUNK_AD_BYTES];
-	const struct fspf_chunk *c;
 	int err;
 
-	if (index >= e->chunk_count || size > r->chunk_size || !size)
+	if (size > r->chunk_size || !size)
 		return -EINVAL;
-	c = &e->chunks[index];
 	if (r->protection == FSPF_ENCRYPTED) {
 		struct fsh_span span = { in, out, size };
 
-		chunk_ad(ad, e->id, index, size, DOMAIN_ENCRYPTED);
+		chunk_ad(ad, id, index, size, DOMAIN_ENCRYPTED);
 		return fsh_aead_open(aead, c->nonce, ad, sizeof(ad), &span, 1,
 				     c->tag);
 	}
 	if (r->protection == FSPF_AUTHENTICATED) {
-		chunk_ad(ad, e->id, index, size, DOMAIN_AUTHENTICATED);
+		chunk_ad(ad, id, index, size, DOMAIN_AUTHENTICATED);
 		err = fsh_aead_mac_verify(aead, c->nonce, ad, sizeof(ad), in,
 					  size, c->tag);
 		if (err) {

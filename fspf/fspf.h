@@ -269,6 +269,46 @@ int fspf_entries_put(struct fspf *fspf, struct fspf_entry *entries,
 		     size_t count, const char **why_ret,
 		     const char **path_ret);
 
+/**
+ * fspf_entry_insert() - add one new entry at a free path: the cheap path for
+ * a runtime that creates files one at a time. Its parent must be the embed
+ * point of its region or a recorded directory. A file gets a fresh id and
+ * key and zeroed chunk records for its size. The entry's strings are taken
+ * over (*@in is emptied) on success only.
+ * @why_ret: on -EINVAL/-EEXIST/-ENOENT, a static message (or NULL).
+ * Return: 0, -EEXIST, -ENOENT/-ENOTDIR (parent), -EINVAL, -ENOMEM.
+ */
+int fspf_entry_insert(struct fspf *fspf, struct fspf_entry *in,
+		      const char **why_ret);
+
+/**
+ * fspf_entry_remove() - remove the entry at @path; a directory must have no
+ * entries below it. A file's key slot is wiped and released. With @taken
+ * the entry (path, chunk records, id) is moved there for the caller to
+ * free (its key is gone from the fspf), else it is freed.
+ * Return: 0, -ENOENT, -ENOTEMPTY.
+ */
+int fspf_entry_remove(struct fspf *fspf, const char *path,
+		      struct fspf_entry *taken);
+
+/**
+ * fspf_entry_move() - rename the entry at @from, and every entry below it,
+ * to @to, which must be free, in the same region, with a recorded parent.
+ * Ids, keys and chunk records stay: a chunk's associated data has no path.
+ * Return: 0, -ENOENT, -EEXIST, -EXDEV (another region), -EBUSY (an embed
+ * point is at or below either path), -EINVAL (@to inside @from),
+ * -ENOTDIR, -ENAMETOOLONG, -ENOMEM. On error nothing changed.
+ */
+int fspf_entry_move(struct fspf *fspf, const char *from, const char *to);
+
+/**
+ * fspf_entry_resize() - set file @entry's size, growing (zeroed records)
+ * or shrinking its chunk records to match; the caller seals what changed.
+ * Return: 0, -EINVAL (not a file), -EFBIG, -ENOMEM (nothing changed).
+ */
+int fspf_entry_resize(struct fspf_entry *entry, uint32_t chunk_size,
+		      uint64_t size);
+
 /** fspf_entry_key() - the key bytes of file entry @entry. */
 const uint8_t *fspf_entry_key(const struct fspf *fspf,
 			      const struct fspf_entry *entry);
@@ -300,6 +340,27 @@ int fspf_chunk_seal(struct fsh_aead *aead, const struct fspf_region *region,
 int fspf_chunks_seal(struct fsh_aead *aead, const struct fspf_region *region,
 		     struct fspf_entry *entry, uint64_t first,
 		     const uint8_t *in, uint8_t *out, size_t size);
+
+/**
+ * fspf_chunks_seal_rec() - fspf_chunks_seal() into records @recs (the
+ * first is chunk @first's) of the file with id @id: lets a caller seal
+ * without holding the entry, then store the records.
+ */
+int fspf_chunks_seal_rec(struct fsh_aead *aead,
+			 const struct fspf_region *region,
+			 const uint8_t id[FSPF_ID_BYTES], uint64_t first,
+			 struct fspf_chunk *recs, const uint8_t *in,
+			 uint8_t *out, size_t size);
+
+/**
+ * fspf_chunk_open_rec() - fspf_chunk_open() against record @rec of chunk
+ * @index of the file with id @id.
+ */
+FSH_WUR int fspf_chunk_open_rec(struct fsh_aead *aead,
+				const struct fspf_region *region,
+				const uint8_t id[FSPF_ID_BYTES], uint64_t index,
+				const struct fspf_chunk *rec, const uint8_t *in,
+				uint8_t *out, size_t size);
 
 /**
  * fspf_chunk_open() - verify chunk @index of @entry from its stored bytes

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * mount: show a protected tree through FUSE, read-only for now. Every answer
- * comes from the runtime API (fshield.h): this file knows neither the crypto
- * nor the fspf format, as the preload layer will not either.
+ * mount: show a protected tree through FUSE, read-only, or read-write with
+ * --rw (commits at every fsync and at unmount). Every answer comes from the
+ * runtime API (fshield.h): this file knows neither the crypto nor the fspf
+ * format, as the preload layer will not either.
  */
 #define FUSE_USE_VERSION 31
 
@@ -31,16 +32,19 @@ _Static_assert(FSHIELD_KEY_BYTES == FSH_FSPF_KEY_BYTES,
 _Static_assert(FSHIELD_TAG_BYTES == FSH_TAG_BYTES,
 	       "the runtime takes the tag the CLI parses");
 
-/* What every mount gets; -o adds to it (allow_other only when asked). */
-#define MOUNT_DEFAULT_OPTIONS \
-	"ro,default_permissions,fsname=fshield,subtype=fshield"
+/*
+ * What every mount gets ("ro," first without --rw); -o adds to it
+ * (allow_other only when asked).
+ */
+#define MOUNT_DEFAULT_OPTIONS "default_permissions,fsname=fshield,subtype=fshield"
 
 static const char MOUNT_USAGE[] =
 	"Usage: scone-fspf mount FSPF MOUNTPOINT [--root DIR] [-f|--foreground]\n"
-	"       [-o FUSE_OPTIONS] [--no-rollback-protection] [--allow-unencrypted]\n"
-	"       [--key-file FILE | --key-fd N] [--expected-tag HEX | --tag-file FILE]\n"
-	"Show the protected tree of FSPF at MOUNTPOINT, read-only, every byte\n"
-	"verified. See scone-fspf(1).\n";
+	"       [--rw] [-o FUSE_OPTIONS] [--no-rollback-protection] [--allow-unencrypted]\n"
+	"       [--key-file FILE | --key-fd N] [--expected-tag HEX] [--tag-file FILE]\n"
+	"Show the protected tree of FSPF at MOUNTPOINT, every byte verified:\n"
+	"read-only, or with --rw read-write, committed at every fsync and at\n"
+	"unmount (with --rw, --tag-file receives each new tag). See scone-fspf(1).\n";
 
 /* A file the kernel has open; listed so that none outlives the volume. */
 struct open_file {
@@ -50,6 +54,7 @@ struct open_file {
 
 struct mount_ctx {
 	struct fshield_volume *vol;
+	bool rw;
 	const char *statfs_dir; /* host directory whose statvfs the mount reports */
 	bool use_syslog; /* set once, before the FUSE threads start */
 	pthread_mutex_t lock; /* guards @files */
@@ -129,19 +134,40 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 	return n < 0 ? (int)n : 0;
 }
 
-static int fs_open(const char *path, struct fuse_file_info *fi)
+/*
+ * A new entry belongs to the caller, as on any file system: the daemon
+ * (root, typically) creates it, then hands it over.
+ */
+static int give_to_caller(struct mount_ctx *mc, const char *path)
+{
+	const struct fuse_context *fc = fuse_get_context();
+
+	if (fc->uid == geteuid() && fc->gid == getegid())
+		return 0;
+	return fshield_chown(mc->vol, path, fc->uid, fc->gid);
+}
+
+static int open_common(const char *path, struct fuse_file_info *fi,
+		       int flags, mode_t mode)
 {
 	struct mount_ctx *mc = ctx();
 	struct open_file *of;
 	int err;
 
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+	if (!mc->rw && ((flags & O_ACCMODE) != O_RDONLY ||
+			(flags & (O_TRUNC | O_CREAT))))
 		return -EROFS;
 	of = calloc(1, sizeof(*of));
 	if (!of)
 		return -ENOMEM;
-	err = fshield_open(mc->vol, path, O_RDONLY, &of->file);
+	err = fshield_open(mc->vol, path,
+			   flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC |
+				    O_APPEND),
+			   mode, &of->file);
+	if (!err && (flags & O_CREAT))
+		err = give_to_caller(mc, path);
 	if (err) {
+		fshield_close(of->file);
 		free(of);
 		return err;
 	}
@@ -153,6 +179,97 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	pthread_mutex_unlock(&mc->lock);
 	fi->fh = (uintptr_t)of;
 	return 0;
+}
+
+static int fs_open(const char *path, struct fuse_file_info *fi)
+{
+	return open_common(path, fi, fi->flags, 0);
+}
+
+static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	return open_common(path, fi, fi->flags | O_CREAT, mode);
+}
+
+static int fs_write(const char *path, const char *buf, size_t size,
+		    off_t offset, struct fuse_file_info *fi)
+{
+	ssize_t n;
+
+	if (offset < 0 || size > INT_MAX)
+		return -EINVAL;
+	n = fshield_pwrite(file_of(fi), buf, size, (uint64_t)offset);
+	return (int)n;
+}
+
+static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	return fshield_fsync(file_of(fi), datasync);
+}
+
+static int fs_fsyncdir(const char *path, int datasync,
+		       struct fuse_file_info *fi)
+{
+	return fshield_commit(ctx()->vol, NULL);
+}
+
+static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	if (size < 0)
+		return -EINVAL;
+	if (fi)
+		return fshield_ftruncate(file_of(fi), (uint64_t)size);
+	return fshield_truncate(ctx()->vol, path, (uint64_t)size);
+}
+
+static int fs_mkdir(const char *path, mode_t mode)
+{
+	int err = fshield_mkdir(ctx()->vol, path, mode);
+
+	return err ? err : give_to_caller(ctx(), path);
+}
+
+static int fs_symlink(const char *target, const char *path)
+{
+	int err = fshield_symlink(ctx()->vol, target, path);
+
+	return err ? err : give_to_caller(ctx(), path);
+}
+
+static int fs_unlink(const char *path)
+{
+	return fshield_unlink(ctx()->vol, path);
+}
+
+static int fs_rmdir(const char *path)
+{
+	return fshield_rmdir(ctx()->vol, path);
+}
+
+static int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	if (flags & ~RENAME_NOREPLACE)
+		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+	return fshield_rename(ctx()->vol, from, to,
+			      flags & RENAME_NOREPLACE ? FSHIELD_RENAME_NOREPLACE
+						       : 0);
+}
+
+static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	return fshield_chmod(ctx()->vol, path, mode);
+}
+
+static int fs_chown(const char *path, uid_t uid, gid_t gid,
+		    struct fuse_file_info *fi)
+{
+	return fshield_chown(ctx()->vol, path, uid, gid);
+}
+
+static int fs_utimens(const char *path, const struct timespec tv[2],
+		      struct fuse_file_info *fi)
+{
+	return fshield_utimens(ctx()->vol, path, tv);
 }
 
 /*
@@ -204,7 +321,8 @@ static int fs_statfs(const char *path, struct statvfs *sv)
 		memset(sv, 0, sizeof(*sv));
 	if (!sv->f_namemax)
 		sv->f_namemax = NAME_MAX;
-	sv->f_flag |= ST_RDONLY;
+	if (!ctx()->rw)
+		sv->f_flag |= ST_RDONLY;
 	return 0;
 }
 
@@ -216,6 +334,19 @@ static const struct fuse_operations g_ops = {
 	.statfs = fs_statfs,
 	.release = fs_release,
 	.readdir = fs_readdir,
+	.create = fs_create,
+	.write = fs_write,
+	.fsync = fs_fsync,
+	.fsyncdir = fs_fsyncdir,
+	.truncate = fs_truncate,
+	.mkdir = fs_mkdir,
+	.symlink = fs_symlink,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.rename = fs_rename,
+	.chmod = fs_chmod,
+	.chown = fs_chown,
+	.utimens = fs_utimens,
 };
 
 static void report_open_error(const char *fspf, int err,
@@ -353,24 +484,22 @@ static void daemon_ready(struct mount_ctx *mc, int ready_fd)
 	close(ready_fd);
 }
 
-/* -o: add @opts to @all, refusing what a read-only mount cannot honour. */
+/* Whether the comma-separated FUSE options @opts hold @opt. */
+static bool has_option(const char *opts, const char *opt)
+{
+	size_t n = strlen(opt);
+
+	for (const char *p = opts; p; p = strchr(p, ','), p = p ? p + 1 : p)
+		if (!strncmp(p, opt, n) && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
+/* -o: add @opts to @all. */
 static int add_fuse_options(char **all, const char *opts)
 {
-	char *copy, *item, *save = NULL, *grown;
+	char *grown;
 
-	copy = strdup(opts);
-	if (!copy) {
-		cli_error("out of memory");
-		return 1;
-	}
-	for (item = strtok_r(copy, ",", &save); item;
-	     item = strtok_r(NULL, ",", &save)) {
-		if (!strcmp(item, "rw")) {
-			free(copy);
-			return cli_usage("mount: -o rw: the mount is read-only (writes are not supported yet)");
-		}
-	}
-	free(copy);
 	if (asprintf(&grown, "%s,%s", *all, opts) < 0) {
 		cli_error("out of memory");
 		return 1;
@@ -382,9 +511,10 @@ static int add_fuse_options(char **all, const char *opts)
 
 int cmd_mount(int argc, char **argv)
 {
-	enum { OPT_ROOT = OPT_FIRST_FREE, OPT_NO_ROLLBACK };
+	enum { OPT_ROOT = OPT_FIRST_FREE, OPT_NO_ROLLBACK, OPT_RW };
 	static const struct option opts[] = {
 		{ "root", required_argument, NULL, OPT_ROOT },
+		{ "rw", no_argument, NULL, OPT_RW },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "no-rollback-protection", no_argument, NULL, OPT_NO_ROLLBACK },
 		{ "allow-unencrypted", no_argument, NULL, OPT_ALLOW_UNENCRYPTED },
@@ -404,6 +534,8 @@ int cmd_mount(int argc, char **argv)
 	char *root_real = NULL, *mnt_real = NULL, *fspf_dir = NULL;
 	bool foreground = false, no_rollback = false, mounted = false;
 	bool have_key = false;
+	const char *tag_out = NULL;
+	char *tag_out_abs = NULL;
 	int c, ret, have, err, ready_fd = -1;
 
 	mc.files.next = mc.files.prev = &mc.files;
@@ -427,6 +559,9 @@ int cmd_mount(int argc, char **argv)
 		case OPT_NO_ROLLBACK:
 			no_rollback = true;
 			break;
+		case OPT_RW:
+			mc.rw = true;
+			break;
 		case 'h':
 			fputs(MOUNT_USAGE, stdout);
 			ret = 0;
@@ -445,6 +580,25 @@ int cmd_mount(int argc, char **argv)
 		goto out_free;
 	}
 	fspf_arg = argv[optind];
+	if (has_option(fuse_opts, "rw") && !mc.rw) {
+		ret = cli_usage("mount: -o rw: pass --rw for a read-write mount");
+		goto out_free;
+	}
+	if (has_option(fuse_opts, "ro") && mc.rw) {
+		ret = cli_usage("mount: -o ro contradicts --rw");
+		goto out_free;
+	}
+	if (!mc.rw) {
+		char *grown;
+
+		if (asprintf(&grown, "ro,%s", fuse_opts) < 0) {
+			cli_error("out of memory");
+			ret = 1;
+			goto out_free;
+		}
+		free(fuse_opts);
+		fuse_opts = grown;
+	}
 
 	/*
 	 * Everything is made absolute now: the daemon works from "/", and
@@ -504,6 +658,20 @@ int cmd_mount(int argc, char **argv)
 	/* The key is read in the process that keeps it. */
 	if ((ret = cli_get_key(&ko, &key)))
 		goto out_free;
+	/*
+	 * --rw: the tag file names the current state. It is the expected tag
+	 * when it exists (and no --expected-tag is given), and receives each
+	 * new tag.
+	 */
+	if (mc.rw && ko.tag_file) {
+		tag_out = ko.tag_file;
+		if (!(tag_out_abs = absolute(tag_out))) {
+			ret = 1;
+			goto out_free;
+		}
+		if (ko.tag_hex || access(ko.tag_file, F_OK) < 0)
+			ko.tag_file = NULL;
+	}
 	have = cli_get_expected_tag(&ko, expected);
 	if (have < 0) {
 		ret = -have;
@@ -530,7 +698,9 @@ int cmd_mount(int argc, char **argv)
 	cfg.key = key ? fsh_key_bytes(key) : NULL; /* copied by the runtime */
 	cfg.expected_tag = have ? expected : NULL;
 	cfg.flags = (no_rollback ? FSHIELD_NO_ROLLBACK_PROTECTION : 0) |
-		    (ko.allow_unencrypted ? FSHIELD_ALLOW_UNENCRYPTED : 0);
+		    (ko.allow_unencrypted ? FSHIELD_ALLOW_UNENCRYPTED : 0) |
+		    (mc.rw ? FSHIELD_WRITABLE | FSHIELD_COMMIT_EXPLICIT : 0);
+	cfg.tag_path = tag_out_abs;
 	cfg.log = log_msg;
 	cfg.log_ctx = &mc;
 	pthread_mutex_init(&mc.lock, NULL);
@@ -593,7 +763,28 @@ out:
 	/* Files the kernel did not release (a lazy unmount) go before the volume. */
 	while (mc.files.next != &mc.files)
 		unlink_file(&mc, mc.files.next);
-	fshield_volume_close(mc.vol);
+	if (mc.vol && mc.rw) {
+		uint8_t tag[FSHIELD_TAG_BYTES];
+		char hex[FSH_TAG_HEX_BYTES + 1];
+
+		err = fshield_commit(mc.vol, tag);
+		if (err) {
+			log_msg(&mc, FSHIELD_LOG_ERR,
+				"the final commit failed: the fspf stays at its last committed state");
+			ret = 1;
+		} else {
+			cli_tag_hex(tag, hex);
+			if (mc.use_syslog)
+				syslog(LOG_NOTICE,
+				       "fshield: committed file system protection file %s AES-GCM tag: %s",
+				       fspf_abs, hex);
+			else
+				printf("Committed file system protection file %s AES-GCM tag: %s\n",
+				       fspf_arg, hex);
+		}
+	}
+	if (fshield_volume_close(mc.vol))
+		ret = 1;
 	pthread_mutex_destroy(&mc.lock);
 	if (mc.use_syslog)
 		closelog();
@@ -607,5 +798,6 @@ out_free:
 	free(root_real);
 	free(mnt_real);
 	free(fspf_dir);
+	free(tag_out_abs);
 	return ret;
 }

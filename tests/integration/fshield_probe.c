@@ -75,7 +75,7 @@ static int mtcheck(struct fshield_volume *vol, const char *path)
 	uint8_t *ref = NULL;
 	struct stat st;
 	ssize_t n;
-	int err = fshield_open(vol, path, O_RDONLY, &f);
+	int err = fshield_open(vol, path, O_RDONLY, 0, &f);
 
 	if (!err)
 		err = fshield_fstat(f, &st);
@@ -145,7 +145,7 @@ int main(int argc, char **argv)
 		size_t step = !strcmp(argv[3], "cat") ? sizeof(buf) : 1000;
 		uint64_t off = 0;
 
-		err = fshield_open(vol, argv[4], O_RDONLY, &f);
+		err = fshield_open(vol, argv[4], O_RDONLY, 0, &f);
 		while (!err) {
 			ssize_t n = fshield_pread(f, buf, step, off);
 

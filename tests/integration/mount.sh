@@ -503,7 +503,10 @@ case_bad_arguments() {
 	expect_rc 2
 	run "$BIN" mount "$FSPF" "$MNT" -o rw --key-file "$KEY" --expected-tag "$TAG"
 	expect_rc 2
-	expect_err 'read-only'
+	expect_err 'pass --rw'
+	run "$BIN" mount "$FSPF" "$MNT" --rw -o ro --key-file "$KEY" --expected-tag "$TAG"
+	expect_rc 2
+	expect_err 'contradicts --rw'
 	run "$BIN" mount "$FSPF" "$W/nowhere" --key-file "$KEY" --expected-tag "$TAG"
 	expect_rc 1
 	expect_err 'nowhere'
