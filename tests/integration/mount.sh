@@ -524,6 +524,188 @@ case_bad_arguments() {
 	expect_out '^Usage: scone-fspf mount FSPF MOUNTPOINT'
 }
 
+# --- read-write ------------------------------------------------------------
+
+# The sample mounted read-write; new tags go to $W/new.tag.
+mount_rw() {
+	mount_fg --rw --key-file "$KEY" --expected-tag "$TAG" \
+		--tag-file "$W/new.tag" "$@"
+}
+
+# The tag the foreground daemon printed at unmount, checked against the tag
+# file: SCONE's line, the tag in field 9.
+committed_tag() {
+	local t
+	t=$(awk '/^Committed file system protection file / {print $9}' "$W/daemon.out")
+	[[ $t =~ ^[0-9a-f]{32}$ ]] || fail "no 'Committed ...' line: $(cat "$W/daemon.out")"
+	[ "$(cat "$W/new.tag")" = "$t" ] || fail "the tag file is not the printed tag"
+	echo "$t"
+}
+
+# Change every region as a user would: copy in, untar, edit, rename, delete.
+# The same changes go to the plaintext copy $SRC, the reference.
+rw_changes() {
+	local d
+	for d in "$1" "$SRC"; do
+		cp -r "$here" "$d/app/scripts"
+		tar -C "$d/usr/lib" -xf "$W/in.tar"
+		printf 'appended\n' >>"$d/app/conf/config.yaml"
+		sed -i 's/MK_/mk_/g' "$d/app/conf/secret.txt" # writes a temp, renames it
+		mv "$d/app/other.bin" "$d/app/renamed.bin"
+		rm "$d/usr/lib/libb.so" "$d/app/current"
+		ln -s renamed.bin "$d/app/current"
+		rm -r "$d/usr/lib/sub"
+		mkdir -p "$d/app/new/deeper"
+		dd if=/dev/urandom of="$d/app/new/deeper/rand" bs=1000 count=37 status=none
+		truncate -s 5000 "$d/app/data.bin"
+		echo host-side >"$d/etc/written"
+	done
+	# The same random bytes on both sides.
+	cp "$1/app/new/deeper/rand" "$SRC/app/new/deeper/rand"
+}
+
+# Read-write: what a user changes is what a remount at the new tag shows;
+# the old tag is refused; verify passes at the new tag.
+case_rw_roundtrip() {
+	local new
+	make_sample
+	tar -C "$here" -cf "$W/in.tar" .
+	mount_rw
+	rw_changes "$MNT"
+	diff -r "$SRC/app" "$MNT/app" >&2 || fail "the rw mount differs from the reference"
+	unmount_sample
+	new=$(committed_tag)
+	[ "$new" != "$TAG" ] || fail "the tag did not change"
+	[ "$(cat "$ROOT/etc/written")" = host-side ] || fail "not-protected write"
+	run "$BIN" verify "$FSPF" --root "$ROOT" --key-file "$KEY" --tag-file "$W/new.tag"
+	expect_rc 0
+	expect_out 'OK$'
+	# The plaintext never reached the host in the encrypted region.
+	if grep -rq 'appended' "$ROOT/app"; then
+		fail "plaintext of an encrypted file on the host"
+	fi
+	mount_fg --key-file "$KEY" --tag-file "$W/new.tag"
+	diff -r "$SRC/app" "$MNT/app" >&2 || fail "remount: /app differs"
+	diff -r "$SRC/usr/lib" "$MNT/usr/lib" >&2 || fail "remount: /usr/lib differs"
+	[ "$(readlink "$MNT/app/current")" = renamed.bin ] || fail "symlink"
+	unmount_sample
+	expect_refused --key-file "$KEY" --expected-tag "$TAG"
+	expect_err 'rollback'
+}
+
+# fsync commits at once: the tag file moves while mounted, and that state
+# verifies.
+case_rw_fsync_commits() {
+	make_sample
+	mount_rw
+	[ ! -e "$W/new.tag" ] || fail "a tag file before any commit"
+	python3 - "$MNT/app/synced" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+os.write(fd, b"durable\n" * 1000)
+os.fsync(fd)
+os.close(fd)
+PY
+	[ -s "$W/new.tag" ] || fail "fsync did not write the tag file"
+	run "$BIN" cat "$FSPF" /app/synced --root "$ROOT" --key-file "$KEY" \
+		--tag-file "$W/new.tag"
+	expect_rc 0
+	expect_out '^durable$'
+	echo more >"$MNT/app/later"
+	unmount_sample
+	committed_tag >/dev/null
+	run "$BIN" cat "$FSPF" /app/later --root "$ROOT" --key-file "$KEY" \
+		--tag-file "$W/new.tag"
+	expect_rc 0
+	expect_out '^more$'
+}
+
+# --rw --tag-file on an existing tag file: it is the expected tag, and the
+# next commit replaces it.
+case_rw_tag_file_in_out() {
+	local first
+	make_sample
+	echo "$TAG" >"$W/new.tag"
+	mount_fg --rw --key-file "$KEY" --tag-file "$W/new.tag"
+	echo one >"$MNT/app/one"
+	unmount_sample
+	first=$(committed_tag)
+	mount_fg --rw --key-file "$KEY" --tag-file "$W/new.tag"
+	[ "$(cat "$MNT/app/one")" = one ] || fail "/app/one"
+	echo two >"$MNT/app/two"
+	unmount_sample
+	[ "$(committed_tag)" != "$first" ] || fail "the second session kept the tag"
+	# A stale tag file is refused like any stale tag.
+	echo "$first" >"$W/old.tag"
+	expect_refused --rw --key-file "$KEY" --tag-file "$W/old.tag"
+	expect_err 'rollback'
+}
+
+# One writer at a time; no reader while it writes.
+case_rw_single_writer() {
+	make_sample
+	mount_rw
+	mkdir "$W/mnt2"
+	run timeout 20 "$BIN" mount "$FSPF" "$W/mnt2" --root "$ROOT" --rw \
+		--key-file "$KEY" --expected-tag "$TAG"
+	expect_rc 1
+	expect_err 'one writer at a time'
+	run timeout 20 "$BIN" mount "$FSPF" "$W/mnt2" --root "$ROOT" \
+		--key-file "$KEY" --expected-tag "$TAG"
+	expect_rc 1
+	expect_err 'writing it'
+	mountpoint -q "$W/mnt2" && fail "a second mount came up"
+	unmount_sample
+}
+
+# What the rw mount wrote is protected like the rest: a flipped byte on the
+# host gives EIO through a later mount, and no plaintext of that chunk.
+case_rw_tamper_after_write() {
+	local new
+	make_sample
+	mount_rw
+	make_chunked "$MNT/app/written.bin" written $((3 * CHUNK + 100))
+	unmount_sample
+	new=$(committed_tag)
+	printf '\001' | dd of="$ROOT/app/written.bin" bs=1 seek=$((CHUNK + 10)) \
+		conv=notrunc status=none
+	mount_fg --key-file "$KEY" --expected-tag "$new"
+	run cat "$MNT/app/written.bin"
+	[ "$RC" -ne 0 ] || fail "reading a tampered file succeeded"
+	expect_err 'Input/output error'
+	expect_absent "$(marker written 1)"
+	expect_absent "$(marker written 2)"
+	make_chunked "$W/ref" written $((3 * CHUNK + 100))
+	cmp <(chunk_of "$MNT/app/written.bin" 0) <(chunk_of "$W/ref" 0) ||
+		fail "chunk 0 does not read back"
+	unmount_sample
+	grep -q 'chunk 1 (bytes' "$DLOG" || fail "no log line naming the chunk: $(cat "$DLOG")"
+}
+
+# A background rw daemon commits at unmount and writes the tag file.
+case_rw_background() {
+	local pid i
+	make_sample
+	run "$BIN" mount "$FSPF" "$MNT" --root "$ROOT" --rw --key-file "$KEY" \
+		--expected-tag "$TAG" --tag-file "$W/new.tag"
+	expect_rc 0
+	mountpoint -q "$MNT" || fail "not mounted"
+	pid=$(daemon_pid "$FSPF" "$MNT")
+	[ -n "$pid" ] || fail "no daemon"
+	echo bg >"$MNT/app/bg"
+	fusermount3 -u "$MNT"
+	# The daemon commits once the kernel let go: wait for it to end.
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && fail "the daemon did not end"
+	run "$BIN" cat "$FSPF" /app/bg --root "$ROOT" --key-file "$KEY" \
+		--tag-file "$W/new.tag"
+	expect_rc 0
+	expect_out '^bg$'
+}
+
 # Every case mounts (or must be refused a mount): without FUSE, skip.
 if [ "${1:-}" != --list ]; then
 	need_fuse

@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * libfshield's writes, through its API: a seeded random sequence of writes,
+ * truncates and reopens checked against a model after every step, commits
+ * and tags (rollback refused, tag file), the writer lock, read-only
+ * refusals, unlink and rename of open files, namespace errors, tampering
+ * after a write, attributes, pass-through, and threads.
+ * FSHIELD_TEST_SEED=N reruns the random sequence with another seed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fshield.h"
+#include "fspf.h"
+#include "tap.h"
+
+static char g_dir[] = "/tmp/fshield-test-XXXXXX";
+static char g_fspf[256], g_root[256], g_tagfile[256];
+static uint8_t g_key[FSHIELD_KEY_BYTES];
+static uint8_t g_tag[FSHIELD_TAG_BYTES]; /* the last committed tag */
+
+static uint64_t g_rng = 88172645463325252ull;
+
+static uint64_t rnd(void)
+{
+	g_rng ^= g_rng << 13;
+	g_rng ^= g_rng >> 7;
+	g_rng ^= g_rng << 17;
+	return g_rng;
+}
+
+/* rm -rf @dir and, with @mk, mkdir -p @dir/@mk. */
+static void fresh_dir(const char *dir, const char *mk)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'%s%s%s%s", dir,
+		 mk ? " && mkdir -p '" : "", mk ? dir : "", mk ? "'/" : "",
+		 mk ? mk : "");
+	if (system(cmd) != 0)
+		tap_diag("command failed: %s", cmd);
+}
+
+/* A fresh tree: "/" not protected, /enc encrypted (512-byte chunks),
+ * /auth authenticated (4 KiB chunks), sealed under a random key. */
+static int make_tree(void)
+{
+	struct fspf_region rs[] = {
+		{ (char *)"/", (char *)"/", FSPF_NOT_PROTECTED, FSPF_KERNEL, 0, 0 },
+		{ (char *)"/enc", (char *)"/enc", FSPF_ENCRYPTED, FSPF_KERNEL, 32, 512 },
+		{ (char *)"/auth", (char *)"/auth", FSPF_AUTHENTICATED, FSPF_KERNEL, 16, 4096 },
+	};
+	struct fsh_key *key;
+	struct fspf *f;
+	const char *why;
+	int err;
+
+	snprintf(g_root, sizeof(g_root), "%s/root", g_dir);
+	fresh_dir(g_root, "enc");
+	{
+		char auth[300];
+
+		snprintf(auth, sizeof(auth), "%s/auth", g_root);
+		mkdir(auth, 0755);
+	}
+	unlink(g_tagfile);
+	if (fspf_new(&f))
+		return -1;
+	for (size_t i = 0; i < sizeof(rs) / sizeof(*rs); i++)
+		if ((err = fspf_region_add(f, &rs[i], &why)))
+			return err;
+	fsh_random(g_key, sizeof(g_key));
+	if (fsh_key_new(32, &key))
+		return -1;
+	memcpy(fsh_key_bytes_mut(key), g_key, 32);
+	err = fspf_store(f, g_fspf, key, g_tag);
+	fsh_key_free(key);
+	fspf_free(f);
+	return err;
+}
+
+static int open_vol(unsigned flags, const uint8_t *tag,
+		    struct fshield_volume **vol)
+{
+	struct fshield_config cfg = {
+		.fspf_path = g_fspf,
+		.root = g_root,
+		.key = g_key,
+		.expected_tag = tag,
+		.flags = flags | (tag ? 0 : FSHIELD_NO_ROLLBACK_PROTECTION),
+		.tag_path = (flags & FSHIELD_WRITABLE) ? g_tagfile : NULL,
+	};
+
+	return fshield_volume_open(&cfg, vol);
+}
+
+static int rw(struct fshield_volume **vol)
+{
+	return open_vol(FSHIELD_WRITABLE | FSHIELD_COMMIT_EXPLICIT, g_tag, vol);
+}
+
+static int close_commit(struct fshield_volume *vol)
+{
+	int err = fshield_commit(vol, g_tag);
+
+	fshield_volume_close(vol);
+	return err;
+}
+
+/* The whole content of @path, compared with @want. */
+static bool same_content(struct fshield_volume *vol, const char *path,
+			 const uint8_t *want, size_t size)
+{
+	struct fshield_file *f;
+	struct stat st;
+	uint8_t *buf = malloc(size + 1);
+	ssize_t n;
+	bool ok;
+
+	if (fshield_open(vol, path, O_RDONLY, 0, &f)) {
+		free(buf);
+		return false;
+	}
+	n = fshield_pread(f, buf, size + 1, 0);
+	ok = n == (ssize_t)size && !memcmp(buf, want, size) &&
+	     !fshield_fstat(f, &st) && (size_t)st.st_size == size;
+	if (!ok)
+		tap_diag("%s: read %zd bytes, want %zu", path, n, size);
+	fshield_close(f);
+	free(buf);
+	return ok;
+}
+
+#define MODEL_MAX (64u << 10)
+
+static void random_ops(const char *path)
+{
+	static uint8_t model[MODEL_MAX], data[8192];
+	struct fshield_volume *vol;
+	struct fshield_file *f;
+	size_t size = 0;
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	REQUIRE_INT(fshield_open(vol, path, O_RDWR | O_CREAT | O_EXCL, 0600, &f),
+		    0);
+	for (int step = 0; step < 1500 && !g_tap.bad; step++) {
+		unsigned op = rnd() % 10;
+
+		if (op < 6) { /* write, often across chunks, sometimes past EOF */
+			/* One rnd() per statement: a seed means one sequence. */
+			size_t big = rnd() % 4 == 0;
+			size_t len = 1 + rnd() % (big ? sizeof(data) : 700);
+			size_t off = rnd() % (size + 2000 < MODEL_MAX - len
+						      ? size + 2000
+						      : MODEL_MAX - len);
+
+			for (size_t i = 0; i < len; i++)
+				data[i] = (uint8_t)rnd();
+			if (!CHECK_INT(fshield_pwrite(f, data, len, off), len))
+				tap_diag("step %d: write %zu at %zu", step, len, off);
+			if (off > size)
+				memset(model + size, 0, off - size);
+			memcpy(model + off, data, len);
+			if (off + len > size)
+				size = off + len;
+		} else if (op < 8) { /* truncate down or up */
+			size_t to = rnd() % (size + 3000 < MODEL_MAX ? size + 3000
+								    : MODEL_MAX);
+
+			CHECK_INT(fshield_ftruncate(f, to), 0);
+			if (to > size)
+				memset(model + size, 0, to - size);
+			size = to;
+		} else if (op == 8) { /* a read at a random place */
+			size_t off = size ? rnd() % size : 0;
+			size_t len = 1 + rnd() % 3000;
+			ssize_t want = off + len > size ? (ssize_t)(size - off)
+							: (ssize_t)len;
+
+			if (CHECK_INT(fshield_pread(f, data, len, off), want))
+				CHECK_MEM(data, model + off, (size_t)want);
+		} else { /* commit, close the volume, open it at the new tag */
+			CHECK_INT(fshield_close(f), 0);
+			CHECK_INT(close_commit(vol), 0);
+			REQUIRE_INT(rw(&vol), 0);
+			REQUIRE_INT(fshield_open(vol, path, O_RDWR, 0, &f), 0);
+		}
+		if (!CHECK(same_content(vol, path, model, size)))
+			tap_diag("step %d (op %u), seed via FSHIELD_TEST_SEED",
+				 step, op);
+	}
+	fshield_close(f);
+	CHECK_INT(close_commit(vol), 0);
+	/* And once more from the stored state, read-only. */
+	REQUIRE_INT(open_vol(0, g_tag, &vol), 0);
+	CHECK(same_content(vol, path, model, size));
+	fshield_volume_close(vol);
+}
+
+static void test_random_encrypted(void)
+{
+	random_ops("/enc/f");
+}
+
+static void test_random_authenticated(void)
+{
+	random_ops("/auth/f");
+}
+
+static void test_random_not_protected(void)
+{
+	random_ops("/plain");
+}
+
+static void test_commit_and_rollback(void)
+{
+	uint8_t old[FSHIELD_TAG_BYTES], tag[FSHIELD_TAG_BYTES];
+	struct fshield_volume *vol;
+	struct fshield_file *f;
+	char hex[64] = "";
+	FILE *fp;
+
+	REQUIRE_INT(make_tree(), 0);
+	memcpy(old, g_tag, sizeof(old));
+	REQUIRE_INT(rw(&vol), 0);
+	/* Nothing changed: the same tag, nothing written. */
+	CHECK_INT(fshield_commit(vol, tag), 0);
+	CHECK_MEM(tag, old, sizeof(tag));
+	REQUIRE_INT(fshield_open(vol, "/enc/a", O_WRONLY | O_CREAT, 0644, &f), 0);
+	CHECK_INT(fshield_pwrite(f, "abc", 3, 0), 3);
+	CHECK_INT(fshield_fsync(f, 0), 0); /* fsync commits */
+	fshield_volume_tag(vol, tag);
+	CHECK(memcmp(tag, old, sizeof(tag)) != 0);
+	fp = fopen(g_tagfile, "r");
+	REQUIRE(fp);
+	CHECK(fgets(hex, sizeof(hex), fp) != NULL);
+	fclose(fp);
+	{
+		char want[2 * FSHIELD_TAG_BYTES + 2];
+
+		fsh_hex_encode(tag, sizeof(tag), want);
+		strcat(want, "\n");
+		CHECK_STR(hex, want);
+	}
+	fshield_close(f);
+	CHECK_INT(close_commit(vol), 0);
+	CHECK_MEM(g_tag, tag, sizeof(tag));
+	/* The old state is refused, the new one opens. */
+	CHECK_INT(open_vol(0, old, &vol), -ESTALE);
+	REQUIRE_INT(open_vol(0, tag, &vol), 0);
+	CHECK(same_content(vol, "/enc/a", (const uint8_t *)"abc", 3));
+	fshield_volume_close(vol);
+}
+
+static void test_lock(void)
+{
+	struct fshield_volume *a, *b;
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&a), 0);
+	CHECK_INT(rw(&b), -EBUSY);
+	CHECK_INT(open_vol(0, g_tag, &b), -EBUSY);
+	fshield_volume_close(a);
+	REQUIRE_INT(open_vol(0, g_tag, &a), 0);
+	REQUIRE_INT(open_vol(0, g_tag, &b), 0); /* readers share */
+	CHECK_INT(rw(&b), -EBUSY);
+	fshield_volume_close(a);
+	fshield_volume_close(b);
+}
+
+static void test_read_only(void)
+{
+	struct fshield_volume *vol;
+	struct fshield_file *f;
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/a", O_WRONLY | O_CREAT, 0644, &f), 0);
+	fshield_close(f);
+	CHECK_INT(close_commit(vol), 0);
+	REQUIRE_INT(open_vol(0, g_tag, &vol), 0);
+	CHECK_INT(fshield_open(vol, "/enc/a", O_RDWR, 0, &f), -EROFS);
+	CHECK_INT(fshield_open(vol, "/enc/b", O_WRONLY | O_CREAT, 0644, &f),
+		  -EROFS);
+	CHECK_INT(fshield_mkdir(vol, "/enc/d", 0755), -EROFS);
+	CHECK_INT(fshield_unlink(vol, "/enc/a"), -EROFS);
+	CHECK_INT(fshield_rename(vol, "/enc/a", "/enc/b", 0), -EROFS);
+	CHECK_INT(fshield_truncate(vol, "/enc/a", 0), -EROFS);
+	CHECK_INT(fshield_chmod(vol, "/enc/a", 0600), -EROFS);
+	CHECK_INT(fshield_mkdir(vol, "/newdir", 0755), -EROFS);
+	REQUIRE_INT(fshield_open(vol, "/enc/a", O_RDONLY, 0, &f), 0);
+	CHECK_INT(fshield_pwrite(f, "x", 1, 0), -EBADF);
+	fshield_close(f);
+	fshield_volume_close(vol);
+}
+
+static void test_open_files_follow(void)
+{
+	struct fshield_volume *vol;
+	struct fshield_file *f, *g;
+	struct stat st;
+	char buf[16];
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	CHECK_INT(fshield_mkdir(vol, "/enc/d", 0755), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/d/f", O_RDWR | O_CREAT, 0600, &f), 0);
+	CHECK_INT(fshield_pwrite(f, "12345", 5, 0), 5);
+	/* A second handle shares the file: it sees the first one's writes. */
+	REQUIRE_INT(fshield_open(vol, "/enc/d/f", O_RDWR, 0, &g), 0);
+	CHECK_INT(fshield_pread(g, buf, sizeof(buf), 0), 5);
+	/* The directory moves under the open file. */
+	CHECK_INT(fshield_rename(vol, "/enc/d", "/enc/e", 0), 0);
+	CHECK_INT(fshield_pwrite(f, "67", 2, 5), 2);
+	CHECK(same_content(vol, "/enc/e/f", (const uint8_t *)"1234567", 7));
+	CHECK_INT(fshield_stat(vol, "/enc/d/f", &st), -ENOENT);
+	/* Unlinked, it lives on for its handles, and is not committed. */
+	CHECK_INT(fshield_unlink(vol, "/enc/e/f"), 0);
+	CHECK_INT(fshield_stat(vol, "/enc/e/f", &st), -ENOENT);
+	CHECK_INT(fshield_pwrite(g, "89", 2, 7), 2);
+	CHECK_INT(fshield_pread(f, buf, sizeof(buf), 0), 9);
+	CHECK(!memcmp(buf, "123456789", 9));
+	CHECK_INT(fshield_fstat(f, &st), 0);
+	CHECK_INT(st.st_size, 9);
+	/* A new file at the old name is another file. */
+	{
+		struct fshield_file *h;
+
+		REQUIRE_INT(fshield_open(vol, "/enc/e/f", O_RDWR | O_CREAT, 0600,
+					 &h), 0);
+		CHECK_INT(fshield_pread(h, buf, sizeof(buf), 0), 0);
+		fshield_close(h);
+	}
+	fshield_close(f);
+	fshield_close(g);
+	CHECK_INT(close_commit(vol), 0);
+	REQUIRE_INT(open_vol(0, g_tag, &vol), 0);
+	CHECK(same_content(vol, "/enc/e/f", (const uint8_t *)"", 0));
+	fshield_volume_close(vol);
+}
+
+static void test_namespace_errors(void)
+{
+	struct fshield_volume *vol;
+	struct fshield_file *f;
+	struct stat st;
+	char buf[64];
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	CHECK_INT(fshield_mkdir(vol, "/enc/d", 0750), 0);
+	CHECK_INT(fshield_mkdir(vol, "/enc/d", 0750), -EEXIST);
+	CHECK_INT(fshield_mkdir(vol, "/enc/x/y", 0750), -ENOENT);
+	REQUIRE_INT(fshield_open(vol, "/enc/d/f", O_WRONLY | O_CREAT, 0640, &f),
+		    0);
+	fshield_close(f);
+	CHECK_INT(fshield_open(vol, "/enc/d/f", O_WRONLY | O_CREAT | O_EXCL,
+			       0640, &f), -EEXIST);
+	CHECK_INT(fshield_open(vol, "/enc/d/f/g", O_WRONLY | O_CREAT, 0640, &f),
+		  -ENOTDIR);
+	CHECK_INT(fshield_open(vol, "/enc/none", O_RDONLY, 0, &f), -ENOENT);
+	CHECK_INT(fshield_open(vol, "/enc/d", O_RDONLY, 0, &f), -EISDIR);
+	CHECK_INT(fshield_rmdir(vol, "/enc/d"), -ENOTEMPTY);
+	CHECK_INT(fshield_rmdir(vol, "/enc"), -EBUSY);
+	CHECK_INT(fshield_rmdir(vol, "/enc/d/f"), -ENOTDIR);
+	CHECK_INT(fshield_unlink(vol, "/enc/d"), -EISDIR);
+	CHECK_INT(fshield_unlink(vol, "/enc/none"), -ENOENT);
+	CHECK_INT(fshield_rename(vol, "/enc/d/f", "/auth/f", 0), -EXDEV);
+	CHECK_INT(fshield_rename(vol, "/enc/d/f", "/f", 0), -EXDEV);
+	CHECK_INT(fshield_rename(vol, "/enc/d", "/enc/d/e", 0), -EINVAL);
+	CHECK_INT(fshield_rename(vol, "/enc", "/enc2", 0), -EBUSY);
+	CHECK_INT(fshield_mkdir(vol, "/enc/e", 0700), 0);
+	CHECK_INT(fshield_rename(vol, "/enc/d/f", "/enc/e", 0), -EISDIR);
+	CHECK_INT(fshield_rename(vol, "/enc/e", "/enc/d/f", 0), -ENOTDIR);
+	CHECK_INT(fshield_rename(vol, "/enc/e", "/enc/d", 0), -ENOTEMPTY);
+	CHECK_INT(fshield_rename(vol, "/enc/d", "/enc/e", 0), 0); /* over empty */
+	CHECK_INT(fshield_stat(vol, "/enc/e/f", &st), 0);
+	CHECK_INT(fshield_symlink(vol, "e/f", "/enc/l"), 0);
+	CHECK_INT(fshield_symlink(vol, "x", "/enc/l"), -EEXIST);
+	CHECK_INT(fshield_readlink(vol, "/enc/l", buf, sizeof(buf)), 3);
+	CHECK_STR(buf, "e/f");
+	CHECK_INT(fshield_open(vol, "/enc/g", O_WRONLY | O_CREAT, 0600, &f), 0);
+	fshield_close(f);
+	CHECK_INT(fshield_rename(vol, "/enc/g", "/enc/e/f",
+				 FSHIELD_RENAME_NOREPLACE), -EEXIST);
+	CHECK_INT(fshield_rename(vol, "/enc/g", "/enc/e/f", 0), 0);
+	CHECK_INT(fshield_stat(vol, "/enc/g", &st), -ENOENT);
+	CHECK_INT(fshield_unlink(vol, "/enc/e/f"), 0);
+	CHECK_INT(fshield_rmdir(vol, "/enc/e"), 0);
+	CHECK_INT(fshield_stat(vol, "/enc/e", &st), -ENOENT);
+	CHECK_INT(close_commit(vol), 0);
+}
+
+static void test_attributes(void)
+{
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1234567890, 5 } };
+	struct fshield_volume *vol;
+	struct fshield_file *f;
+	struct stat st;
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/a", O_WRONLY | O_CREAT, 0600, &f), 0);
+	fshield_close(f);
+	CHECK_INT(fshield_chmod(vol, "/enc/a", 04751), 0);
+	CHECK_INT(fshield_chown(vol, "/enc/a", 1234, (gid_t)-1), 0);
+	CHECK_INT(fshield_utimens(vol, "/enc/a", ts), 0);
+	CHECK_INT(fshield_chmod(vol, "/enc", 0700), -EPERM);
+	CHECK_INT(close_commit(vol), 0);
+	REQUIRE_INT(open_vol(0, g_tag, &vol), 0);
+	CHECK_INT(fshield_stat(vol, "/enc/a", &st), 0);
+	CHECK_INT(st.st_mode, S_IFREG | 04751);
+	CHECK_INT(st.st_uid, 1234);
+	CHECK_INT(st.st_gid, getegid());
+	CHECK_INT(st.st_mtim.tv_sec, 1234567890);
+	CHECK_INT(st.st_mtim.tv_nsec, 5);
+	fshield_volume_close(vol);
+}
+
+static void test_tamper_after_write(void)
+{
+	struct fshield_volume *vol;
+	struct fshield_file *f;
+	uint8_t buf[2048], got[2048];
+	char host[512];
+	int fd;
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)i;
+	REQUIRE_INT(fshield_open(vol, "/enc/t", O_WRONLY | O_CREAT, 0600, &f), 0);
+	CHECK_INT(fshield_pwrite(f, buf, sizeof(buf), 0), sizeof(buf));
+	fshield_close(f);
+	CHECK_INT(close_commit(vol), 0);
+	/* The host holds ciphertext; flip a byte of chunk 2 (bytes 1024-1535). */
+	snprintf(host, sizeof(host), "%s/enc/t", g_root);
+	fd = open(host, O_RDWR);
+	REQUIRE(fd >= 0);
+	CHECK_INT(pread(fd, got, sizeof(got), 0), sizeof(got));
+	CHECK(memcmp(got, buf, 512) != 0);
+	got[1100] ^= 1;
+	CHECK_INT(pwrite(fd, got + 1100, 1, 1100), 1);
+	close(fd);
+	REQUIRE_INT(open_vol(0, g_tag, &vol), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/t", O_RDONLY, 0, &f), 0);
+	CHECK_INT(fshield_pread(f, got, sizeof(got), 0), 1024); /* up to it */
+	CHECK_INT(fshield_pread(f, got, 10, 1030), -EIO);
+	CHECK_INT(fshield_pread(f, got, 10, 1536), 10);
+	fshield_close(f);
+	fshield_volume_close(vol);
+	/* A writer cannot write over the bad chunk either. */
+	REQUIRE_INT(rw(&vol), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/t", O_RDWR, 0, &f), 0);
+	CHECK_INT(fshield_pwrite(f, "x", 1, 1100), -EIO);
+	fshield_close(f);
+	fshield_volume_close(vol);
+}
+
+struct worker {
+	struct fshield_file *f;
+	uint64_t base;
+	unsigned seed;
+	int bad;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t buf[1000], got[1000];
+
+	for (int i = 0; i < 200; i++) {
+		uint64_t off = w->base + (uint64_t)(i % 50) * sizeof(buf);
+
+		memset(buf, (int)(w->seed + (unsigned)i), sizeof(buf));
+		if (fshield_pwrite(w->f, buf, sizeof(buf), off) != sizeof(buf) ||
+		    fshield_pread(w->f, got, sizeof(got), off) != sizeof(got) ||
+		    memcmp(buf, got, sizeof(buf)))
+			w->bad++;
+	}
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	struct fshield_volume *vol;
+	struct fshield_file *f, *g;
+	struct worker w[4];
+	pthread_t t[4];
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/shared", O_RDWR | O_CREAT, 0600, &f),
+		    0);
+	REQUIRE_INT(fshield_open(vol, "/auth/other", O_RDWR | O_CREAT, 0600, &g),
+		    0);
+	/* Two threads on disjoint ranges of one file, two on another file. */
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){ i < 2 ? f : g, (uint64_t)(i % 2) * 50000,
+					(unsigned)i * 16, 0 };
+		pthread_create(&t[i], NULL, work, &w[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_INT(w[i].bad, 0);
+	}
+	fshield_close(f);
+	fshield_close(g);
+	CHECK_INT(close_commit(vol), 0);
+	REQUIRE_INT(open_vol(0, g_tag, &vol), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/shared", O_RDONLY, 0, &f), 0);
+	{
+		uint8_t got[1000], want[1000];
+
+		/* Each range ends with its thread's last write of each slot. */
+		for (int i = 150; i < 200; i++) {
+			memset(want, (int)(16u + (unsigned)i), sizeof(want));
+			CHECK_INT(fshield_pread(f, got, sizeof(got),
+						50000 + (uint64_t)(i % 50) * 1000),
+				  1000);
+			CHECK_MEM(got, want, sizeof(want));
+		}
+	}
+	fshield_close(f);
+	fshield_volume_close(vol);
+}
+
+int main(void)
+{
+	const char *seed = getenv("FSHIELD_TEST_SEED");
+
+	if (seed)
+		g_rng = strtoull(seed, NULL, 0) | 1;
+	tap_diag("seed %llu", (unsigned long long)g_rng);
+	if (!mkdtemp(g_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(g_fspf, sizeof(g_fspf), "%s/fs.pb", g_dir);
+	snprintf(g_tagfile, sizeof(g_tagfile), "%s/tag", g_dir);
+	TAP_RUN(test_random_encrypted);
+	TAP_RUN(test_random_authenticated);
+	TAP_RUN(test_random_not_protected);
+	TAP_RUN(test_commit_and_rollback);
+	TAP_RUN(test_lock);
+	TAP_RUN(test_read_only);
+	TAP_RUN(test_open_files_follow);
+	TAP_RUN(test_namespace_errors);
+	TAP_RUN(test_attributes);
+	TAP_RUN(test_tamper_after_write);
+	TAP_RUN(test_threads);
+	fresh_dir(g_dir, NULL);
+	return tap_done();
+}
