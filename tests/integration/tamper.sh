@@ -3,7 +3,8 @@
 # Tamper suite: protect the sample tree, damage it one way, and check that
 # `scone-fspf verify` (or `cat`) fails with exit status 1, names the file (and
 # the chunk with its byte range when the damage is in a chunk), and releases
-# no plaintext of the damaged chunk.
+# no plaintext of the damaged chunk. With TAMPER_THROUGH_MOUNT=1, each case
+# then also looks at the damage through a FUSE mount (see through_mount).
 # Usage: tamper.sh CASE   (the cases are the case_* functions below)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -11,6 +12,91 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 
 # --- helpers ---------------------------------------------------------------
+
+# With TAMPER_THROUGH_MOUNT=1 every case ends by looking at the damaged tree
+# through a read-only FUSE mount (with the right key and tag), with this
+# oracle: if verify refuses the fspf itself, the mount is refused too;
+# otherwise every protected file of the sample either reads back exactly its
+# plaintext (verify names no problem with it) or fails with EIO/ENOENT
+# after a strict prefix of its plaintext (verify names it), files that are
+# not in the fspf do not exist, and every protected directory lists what
+# the plaintext tree holds.
+tm_unmount() {
+	if mountpoint -q "$TM_MNT" 2>/dev/null; then
+		fusermount3 -u "$TM_MNT" 2>/dev/null || umount -l "$TM_MNT" || true
+	fi
+}
+
+through_mount() {
+	local tag mnt=$W/tm.mnt dpid out=$W/tm.out err=$W/tm.err damaged=$W/tm.damaged
+	local f rel n i rc
+	mkdir -p "$mnt"
+	# The tag the case left as current (a case may re-addf), or the newer
+	# one a rolled-back tree must be checked against.
+	tag=${NEWTAG:-$("$BIN" show --tag "$FSPF" 2>/dev/null || echo "$TAG")}
+	set +e
+	"$BIN" verify "$FSPF" --root "$ROOT" --key-file "$KEY" --expected-tag "$tag" \
+		>"$out" 2>"$err"
+	rc=$?
+	set -e
+	grep -a '^/' "$out" | sed 's/: .*//' | sort -u >"$damaged" || true
+	env --default-signal=INT "$BIN" mount "$FSPF" "$mnt" --root "$ROOT" -f \
+		--key-file "$KEY" --expected-tag "$tag" >"$W/tm.dout" 2>"$W/tm.dlog" &
+	dpid=$!
+	for ((i = 0; i < 100; i++)); do
+		mountpoint -q "$mnt" && break
+		kill -0 "$dpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! mountpoint -q "$mnt"; then
+		wait "$dpid" && fail "mount: the daemon ended with 0 but did not mount"
+		# Refused: only right when verify refused the fspf as a whole.
+		[ "$rc" -ne 0 ] && [ ! -s "$damaged" ] ||
+			fail "mount refused, but verify did not refuse the fspf: $(cat "$W/tm.dlog")"
+		echo "through the mount: refused, as verify refused the fspf"
+		return 0
+	fi
+	TM_MNT=$mnt
+	on_exit tm_unmount
+	[ "$rc" -eq 0 ] || [ -s "$damaged" ] ||
+		{ fusermount3 -u "$mnt"; fail "mounted though verify refused the fspf"; }
+	n=0
+	while IFS= read -r f; do
+		rel=${f#"$SRC"}
+		set +e
+		cat "$mnt$rel" >"$W/tm.read" 2>"$W/tm.readerr"
+		rc=$?
+		set -e
+		if grep -qxF -- "$rel" "$damaged"; then
+			[ "$rc" -ne 0 ] || fail "through the mount, damaged $rel read without error"
+			grep -Eq 'Input/output error|No such file' "$W/tm.readerr" ||
+				fail "$rel: not EIO/ENOENT: $(cat "$W/tm.readerr")"
+			cmp -s "$W/tm.read" <(head -c "$(stat -c %s "$W/tm.read")" "$f") ||
+				fail "through the mount, $rel gave bytes that are not its plaintext"
+			[ "$(stat -c %s "$W/tm.read")" -lt "$(stat -c %s "$f")" ] ||
+				[ "$(stat -c %s "$f")" -eq 0 ] ||
+				fail "$rel: the whole plaintext came through a damaged file"
+		else
+			[ "$rc" -eq 0 ] || fail "through the mount, intact $rel failed: $(cat "$W/tm.readerr")"
+			cmp -s "$W/tm.read" "$f" || fail "through the mount, $rel differs"
+		fi
+		n=$((n + 1))
+	done < <(find "$SRC/app" "$SRC/usr/lib" -type f)
+	[ "$n" -gt 0 ] || fail "no file compared"
+	while IFS= read -r rel; do # verify's "not in the fspf": not there
+		grep -aq "^$(re "$rel"): not in the fspf" "$out" || continue
+		[ ! -e "$mnt$rel" ] && [ ! -L "$mnt$rel" ] ||
+			fail "$rel is not in the fspf but exists in the mount"
+	done <"$damaged"
+	for d in /app /usr/lib; do
+		[ "$(cd "$mnt$d" && find . | sort)" = "$(cd "$SRC$d" && find . | sort)" ] ||
+			fail "the mount lists $d other than the plaintext tree"
+	done
+	fusermount3 -u "$mnt"
+	wait "$dpid" || fail "the daemon exited with $?"
+	check_sanitizers "$W/tm.dlog"
+	echo "through the mount: $n files as verify says"
+}
 
 # region -> file in the sample: sets F (host), P (fspf path), N (marker name),
 # O (the other file of equal size), ON (its marker name).
@@ -803,4 +889,13 @@ case_many_problems() {
 
 # -----------------------------------------------------------------------------
 
-run_case tamper "$@"
+if [ "${TAMPER_THROUGH_MOUNT:-0}" = 1 ] && [ "${1:-}" != --list ]; then
+	if [ ! -c /dev/fuse ]; then
+		echo "SKIP: /dev/fuse is missing on this machine"
+		exit 77
+	fi
+	run_case tamper "$@"
+	through_mount
+else
+	run_case tamper "$@"
+fi
