@@ -9,6 +9,12 @@
  * in-memory fspf; a commit writes the fspf atomically and yields the new
  * root tag. See fshield(3).
  *
+ * Small writes are written back: a write within one chunk goes into the
+ * node's cached plaintext of that chunk, which is sealed once when the node
+ * needs another chunk, on fsync, on close of a handle that wrote, and
+ * before a commit. The fspf's entry (size and records) always matches the
+ * host; only the node's logical size may be ahead of it, by the dirty chunk.
+ *
  * Locks: vol->lock (a rwlock) guards the fspf model, the list of open
  * nodes and the commit state; node->lock guards a file's data (its host
  * file, cache and chunk records: only a holder of node->lock changes a
@@ -71,6 +77,8 @@ struct node {
 	uint8_t *cache;			/* a verified chunk's plaintext */
 	uint64_t cache_index;		/* UINT64_MAX: empty */
 	size_t cache_size;
+	bool cache_dirty;		/* newer than the host and the records */
+	uint64_t size;			/* logical size; __atomic, read unlocked */
 	uint8_t *plain, *sealed;	/* segment buffers of a write */
 	size_t seg_bytes;
 };
@@ -358,11 +366,18 @@ static int commit_locked(struct fshield_volume *vol)
 	return vol->tag_path ? write_tag_file(vol) : 0;
 }
 
+static int flush_all(struct fshield_volume *vol);
+static int flush_cache(struct fshield_volume *vol, struct node *n);
+static void live_size(struct fshield_volume *vol, const struct fspf_entry *e,
+		      struct stat *st);
+
 EXPORT int fshield_commit(struct fshield_volume *vol,
 			  uint8_t tag[FSHIELD_TAG_BYTES])
 {
-	int err = 0;
+	int err = writable(vol) ? flush_all(vol) : 0;
 
+	if (err)
+		return err;
 	pthread_rwlock_wrlock(&vol->lock);
 	if (writable(vol))
 		err = commit_locked(vol);
@@ -589,6 +604,8 @@ static int stat_locked(struct fshield_volume *vol, const char *path,
 		return err;
 	if (w.is_protected) {
 		entry_stat(&w, path, st);
+		if (w.entry && w.entry->type == FSPF_FILE)
+			live_size(vol, w.entry, st);
 		return 0;
 	}
 	err = host_path(vol, &w, path, host, sizeof(host));
@@ -840,6 +857,7 @@ static int node_get(struct fshield_volume *vol, const struct where *w,
 	n->refs = 1;
 	n->region = w->region;
 	n->cache_index = UINT64_MAX;
+	n->size = e->size;
 	memcpy(n->id, e->id, FSPF_ID_BYTES);
 	n->fd = open(host, (writable(vol) ? O_RDWR : O_RDONLY) | O_CLOEXEC |
 				   O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
@@ -910,6 +928,38 @@ static struct node *node_at(struct fshield_volume *vol, const char *path)
 	return NULL;
 }
 
+static void node_put(struct fshield_volume *vol, struct node *n);
+
+/* Seal the written-back chunks of every open file. */
+static int flush_all(struct fshield_volume *vol)
+{
+	struct node **v = NULL;
+	size_t count = 0, i = 0;
+	int err = 0;
+
+	pthread_rwlock_wrlock(&vol->lock);
+	for (struct node *n = vol->nodes; n; n = n->next)
+		count++;
+	if (count && !(v = calloc(count, sizeof(*v))))
+		err = -ENOMEM;
+	for (struct node *n = vol->nodes; !err && n; n = n->next) {
+		n->refs++;
+		v[i++] = n;
+	}
+	pthread_rwlock_unlock(&vol->lock);
+	for (i = 0; v && i < count; i++) {
+		int e;
+
+		pthread_mutex_lock(&v[i]->lock);
+		e = flush_cache(vol, v[i]);
+		pthread_mutex_unlock(&v[i]->lock);
+		err = err ? err : e;
+		node_put(vol, v[i]);
+	}
+	free(v);
+	return err;
+}
+
 /* Remove file or directory entry @path; an open file keeps its entry. */
 static int remove_entry(struct fshield_volume *vol, const char *path)
 {
@@ -924,18 +974,90 @@ static int remove_entry(struct fshield_volume *vol, const char *path)
 	return err;
 }
 
-/* The size of @n's file. n->lock held. */
+static uint64_t size_of(const struct node *n)
+{
+	return __atomic_load_n(&n->size, __ATOMIC_RELAXED);
+}
+
+static void set_size(struct node *n, uint64_t size)
+{
+	__atomic_store_n(&n->size, size, __ATOMIC_RELAXED);
+}
+
+/* The size of @n's file, written-back bytes included. n->lock held. */
 static int node_size(struct fshield_volume *vol, struct node *n,
 		     uint64_t *size)
 {
-	struct fspf_entry *e;
+	*size = size_of(n);
+	return 0;
+}
 
-	pthread_rwlock_rdlock(&vol->lock);
+/* The size an open file has beyond its entry (dirty chunk). vol->lock held. */
+static void live_size(struct fshield_volume *vol, const struct fspf_entry *e,
+		      struct stat *st)
+{
+	for (struct node *n = vol->nodes; n; n = n->next) {
+		if (n->path && !memcmp(n->id, e->id, FSPF_ID_BYTES)) {
+			st->st_size = (off_t)size_of(n);
+			st->st_blocks = (blkcnt_t)((size_of(n) + 511) / 512);
+			return;
+		}
+	}
+}
+
+static int write_all_at(int fd, const uint8_t *p, size_t len, uint64_t off);
+
+static bool encrypted(const struct node *n)
+{
+	return n->region->protection == FSPF_ENCRYPTED;
+}
+
+static int seg_buffers(struct node *n)
+{
+	if (!n->plain) {
+		n->plain = malloc(n->seg_bytes);
+		n->sealed = malloc(n->seg_bytes);
+	}
+	return n->plain && n->sealed ? 0 : -ENOMEM;
+}
+
+/* Seal and write the dirty chunk, then record it. n->lock held. */
+static int flush_cache(struct fshield_volume *vol, struct node *n)
+{
+	const uint32_t C = n->region->chunk_size;
+	uint64_t idx = n->cache_index, end = idx * C + n->cache_size;
+	struct fspf_chunk rec;
+	struct fspf_entry *e;
+	int err;
+
+	if (!n->cache_dirty)
+		return 0;
+	err = seg_buffers(n);
+	if (!err)
+		err = fspf_chunks_seal_rec(n->aead, n->region, n->id, idx, &rec,
+					   n->cache,
+					   encrypted(n) ? n->sealed : NULL,
+					   n->cache_size);
+	if (!err)
+		err = write_all_at(n->fd, encrypted(n) ? n->sealed : n->cache,
+				   n->cache_size, idx * C);
+	if (err) {
+		vol_log(vol, FSHIELD_LOG_ERR, "cannot write chunk %llu: %s",
+			(unsigned long long)idx, strerror(-err));
+		return err == -EINVAL ? -EIO : err;
+	}
+	pthread_rwlock_wrlock(&vol->lock);
 	e = node_entry(vol, n);
-	if (e)
-		*size = e->size;
+	err = !e ? -EIO : end > e->size ? fspf_entry_resize(e, C, end) : 0;
+	if (!err) {
+		e->chunks[idx] = rec;
+		e->mtime_ns = now_ns();
+		vol->dirty = true;
+	}
 	pthread_rwlock_unlock(&vol->lock);
-	return e ? 0 : -EIO;
+	if (!err)
+		n->cache_dirty = false;
+	return err;
 }
 
 /* Chunk @idx of @n, verified, in n->cache. n->lock held. */
@@ -952,6 +1074,9 @@ static int load_chunk(struct fshield_volume *vol, struct node *n,
 
 	if (n->cache_index == idx)
 		return 0;
+	err = flush_cache(vol, n);
+	if (err)
+		return err;
 	n->cache_index = UINT64_MAX;
 	pthread_rwlock_rdlock(&vol->lock);
 	e = node_entry(vol, n);
@@ -1036,12 +1161,12 @@ static int write_segment(struct fshield_volume *vol, struct node *n,
 		end = (idx1 + 1) * C;
 	else
 		end = new_size;
-	if (!n->plain) {
-		n->plain = malloc(n->seg_bytes);
-		n->sealed = malloc(n->seg_bytes);
-		if (!n->plain || !n->sealed)
-			return -ENOMEM;
-	}
+	/* From here the entry matches the node: no chunk is dirty. */
+	err = flush_cache(vol, n);
+	if (!err)
+		err = seg_buffers(n);
+	if (err)
+		return err;
 	if (off > start) { /* the head of the first chunk is kept */
 		err = load_chunk(vol, n, idx0);
 		if (err)
@@ -1094,6 +1219,7 @@ static int write_segment(struct fshield_volume *vol, struct node *n,
 	if (err)
 		return err;
 	*size = new_size;
+	set_size(n, new_size);
 	/* The last chunk written stays cached: the next small write needs it. */
 	memcpy(n->cache, n->plain + (idx1 - idx0) * C,
 	       (size_t)(end - idx1 * C));
@@ -1115,6 +1241,30 @@ static ssize_t node_write(struct fshield_volume *vol, struct node *n,
 		return err;
 	if (off + len < off || off + len > (uint64_t)INT64_MAX)
 		return -EFBIG;
+	/* Within one chunk, no gap: into the cache, sealed later. */
+	if (src && len && off <= size && off / C == (off + len - 1) / C) {
+		uint64_t idx = off / C;
+		size_t in = (size_t)(off - idx * C);
+
+		if (n->cache_index != idx) {
+			if (idx * C < size) {
+				err = load_chunk(vol, n, idx);
+			} else { /* a new chunk at the end */
+				err = flush_cache(vol, n);
+				n->cache_index = idx;
+				n->cache_size = 0;
+			}
+			if (err)
+				return err;
+		}
+		memcpy(n->cache + in, src, len);
+		if (in + len > n->cache_size)
+			n->cache_size = in + len;
+		n->cache_dirty = true;
+		if (off + len > size)
+			set_size(n, off + len);
+		return (ssize_t)len;
+	}
 	/* Beyond the end: zeros first (no holes in the format yet). */
 	while (!err && size < off) {
 		uint64_t seg_end = size / C * C + n->seg_bytes;
@@ -1143,10 +1293,11 @@ static int node_truncate(struct fshield_volume *vol, struct node *n,
 	size_t tail = (size_t)(new_size % C);
 	struct fspf_chunk rec;
 	struct fspf_entry *e;
-	int err = node_size(vol, n, &size);
+	int err = flush_cache(vol, n);
 
 	if (err)
 		return err;
+	node_size(vol, n, &size);
 	if (new_size > (uint64_t)INT64_MAX)
 		return -EFBIG;
 	if (new_size > size) {
@@ -1170,6 +1321,7 @@ static int node_truncate(struct fshield_volume *vol, struct node *n,
 		if (err)
 			return err == -EINVAL ? -EIO : err;
 	}
+	n->cache_index = UINT64_MAX;
 	if (ftruncate(n->fd, (off_t)new_size) < 0)
 		return -errno;
 	pthread_rwlock_wrlock(&vol->lock);
@@ -1182,6 +1334,8 @@ static int node_truncate(struct fshield_volume *vol, struct node *n,
 		vol->dirty = true;
 	}
 	pthread_rwlock_unlock(&vol->lock);
+	if (!err)
+		set_size(n, new_size);
 	return err;
 }
 
@@ -1393,6 +1547,15 @@ EXPORT int fshield_fsync(struct fshield_file *f, int datasync)
 {
 	int fd = f->node ? f->node->fd : f->fd;
 
+	if (f->node) {
+		int err;
+
+		pthread_mutex_lock(&f->node->lock);
+		err = flush_cache(f->vol, f->node);
+		pthread_mutex_unlock(&f->node->lock);
+		if (err)
+			return err;
+	}
 	if ((datasync ? fdatasync(fd) : fsync(fd)) < 0 && errno != EINVAL &&
 	    errno != EBADF)
 		return -errno;
@@ -1412,6 +1575,8 @@ EXPORT int fshield_fstat(struct fshield_file *f, struct stat *st)
 	if (e) {
 		w = (struct where){ f->node->region, e, true, false };
 		entry_stat(&w, e->path ? e->path : "", st);
+		st->st_size = (off_t)size_of(f->node);
+		st->st_blocks = (blkcnt_t)((size_of(f->node) + 511) / 512);
 	} else {
 		err = -EIO;
 	}
@@ -1427,6 +1592,11 @@ EXPORT int fshield_close(struct fshield_file *f)
 		return 0;
 	if (f->fd >= 0 && close(f->fd) < 0 && f->written)
 		err = -errno;
+	if (f->node && f->written) {
+		pthread_mutex_lock(&f->node->lock);
+		err = flush_cache(f->vol, f->node);
+		pthread_mutex_unlock(&f->node->lock);
+	}
 	if (f->node)
 		node_put(f->vol, f->node);
 	if (f->written && !(f->vol->flags & FSHIELD_COMMIT_EXPLICIT)) {

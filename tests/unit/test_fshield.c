@@ -464,6 +464,52 @@ static void test_tamper_after_write(void)
 	fshield_volume_close(vol);
 }
 
+/* Small writes within a chunk are sealed once, when the chunk is left. */
+static void test_write_back(void)
+{
+	struct fshield_volume *vol;
+	struct fshield_file *f;
+	char host[512], line[100], want[4000];
+	struct stat st;
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	snprintf(host, sizeof(host), "%s/auth/log", g_root);
+	REQUIRE_INT(fshield_open(vol, "/auth/log", O_WRONLY | O_CREAT | O_APPEND,
+				 0600, &f), 0);
+	for (int i = 0; i < 40; i++) {
+		memset(line, 'a' + i % 26, sizeof(line));
+		memcpy(want + i * 100, line, sizeof(line));
+		CHECK_INT(fshield_pwrite(f, line, sizeof(line), 0), sizeof(line));
+	}
+	/* Nothing sealed or written to the host yet; the size is already seen. */
+	CHECK_INT(stat(host, &st), 0);
+	CHECK_INT(st.st_size, 0);
+	CHECK_INT(fshield_stat(vol, "/auth/log", &st), 0);
+	CHECK_INT(st.st_size, 4000);
+	CHECK_INT(fshield_fstat(f, &st), 0);
+	CHECK_INT(st.st_size, 4000);
+	CHECK(same_content(vol, "/auth/log", (const uint8_t *)want, 4000));
+	CHECK_INT(fshield_fsync(f, 1), 0);
+	CHECK_INT(stat(host, &st), 0);
+	CHECK_INT(st.st_size, 4000);
+	/* Past the chunk: the first is sealed as the second is begun. */
+	CHECK_INT(fshield_pwrite(f, line, 96, 0), 96);
+	CHECK_INT(stat(host, &st), 0);
+	CHECK_INT(st.st_size, 4000);
+	CHECK_INT(fshield_pwrite(f, line, 8, 0), 8);
+	CHECK_INT(stat(host, &st), 0);
+	CHECK_INT(st.st_size, 4096);
+	fshield_close(f);
+	CHECK_INT(stat(host, &st), 0);
+	CHECK_INT(st.st_size, 4104);
+	CHECK_INT(close_commit(vol), 0);
+	REQUIRE_INT(open_vol(0, g_tag, &vol), 0);
+	CHECK_INT(fshield_stat(vol, "/auth/log", &st), 0);
+	CHECK_INT(st.st_size, 4104);
+	fshield_volume_close(vol);
+}
+
 struct worker {
 	struct fshield_file *f;
 	uint64_t base;
@@ -555,6 +601,7 @@ int main(void)
 	TAP_RUN(test_namespace_errors);
 	TAP_RUN(test_attributes);
 	TAP_RUN(test_tamper_after_write);
+	TAP_RUN(test_write_back);
 	TAP_RUN(test_threads);
 	fresh_dir(g_dir, NULL);
 	return tap_done();
