@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,6 +57,8 @@ struct fshield_volume {
 	bool dirty;		/* the model differs from the stored fspf */
 	uint8_t tag[FSHIELD_TAG_BYTES];
 	struct node *nodes;	/* open protected files */
+	struct fspf *eph;	/* ephemeral regions' entries, or NULL */
+	char *eph_dir;		/* their private backing directory */
 	fshield_log_fn log;
 	void *log_ctx;
 };
@@ -68,6 +71,7 @@ struct node {
 	struct node *prev, *next;	/* vol->lock */
 	unsigned refs;			/* vol->lock */
 	char *path;			/* vol->lock; NULL once unlinked */
+	struct fspf *model;		/* vol->fspf or vol->eph */
 	struct fspf_entry orphan;	/* vol->lock; valid once unlinked */
 	uint8_t id[FSPF_ID_BYTES];
 	const struct fspf_region *region;
@@ -167,6 +171,95 @@ static int take_lock(struct fshield_volume *vol)
 	return 0;
 }
 
+static int remove_one(const char *path, const struct stat *st, int type,
+		      struct FTW *ftw)
+{
+	return (type == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -1 : 0;
+}
+
+/*
+ * Ephemeral regions live in memory: each is the twin of an encrypted
+ * region whose chunks go to a private directory in /dev/shm (tmpfs), under
+ * keys that never leave this process, with entries in a model of its own
+ * that is never stored. Empty at every open, removed at close.
+ */
+static int eph_setup(struct fshield_volume *vol)
+{
+	const char *base = access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm"
+								: P_tmpdir;
+	bool has_root = false;
+	size_t count = 0;
+	int err;
+
+	for (size_t i = 0; i < fspf_region_count(vol->fspf); i++) {
+		const struct fspf_region *r = fspf_region(vol->fspf, i);
+
+		if (r->storage == FSPF_EPHEMERAL) {
+			count++;
+			has_root |= !strcmp(r->path, "/");
+		}
+	}
+	if (!count)
+		return 0;
+	if (asprintf(&vol->eph_dir, "%s/fshield-eph-XXXXXX", base) < 0) {
+		vol->eph_dir = NULL;
+		return -ENOMEM;
+	}
+	if (!mkdtemp(vol->eph_dir)) {
+		err = -errno;
+		vol_log(vol, FSHIELD_LOG_ERR,
+			"cannot create the memory of the ephemeral regions in %s: %s",
+			base, strerror(errno));
+		free(vol->eph_dir);
+		vol->eph_dir = NULL;
+		return err;
+	}
+	vol_log(vol, FSHIELD_LOG_DEBUG, "ephemeral regions in %s", vol->eph_dir);
+	err = fspf_new(&vol->eph);
+	if (!err && !has_root) { /* the model's rules want "/"; never used */
+		char kernel[PATH_MAX];
+		struct fspf_region root = { (char *)"/", kernel,
+					    FSPF_NOT_PROTECTED, FSPF_KERNEL,
+					    0, 0 };
+		const char *why;
+
+		snprintf(kernel, sizeof(kernel), "%s/unused", vol->eph_dir);
+		err = fspf_region_add(vol->eph, &root, &why);
+	}
+	for (size_t i = 0; !err && i < fspf_region_count(vol->fspf); i++) {
+		const struct fspf_region *r = fspf_region(vol->fspf, i);
+		char kernel[PATH_MAX];
+		struct fspf_region twin = {
+			r->path, kernel, FSPF_ENCRYPTED, FSPF_KERNEL,
+			FSPF_DEFAULT_FILE_KEY_BYTES,
+			r->chunk_size ? r->chunk_size : FSPF_DEFAULT_CHUNK_BYTES,
+		};
+		const char *why = NULL;
+
+		if (r->storage != FSPF_EPHEMERAL)
+			continue;
+		snprintf(kernel, sizeof(kernel), "%s/r%zu", vol->eph_dir, i);
+		if (mkdir(kernel, 0700) < 0)
+			err = -errno;
+		else if ((err = fspf_region_add(vol->eph, &twin, &why)))
+			vol_log(vol, FSHIELD_LOG_ERR,
+				"ephemeral region %s: %s", r->path,
+				why ? why : strerror(-err));
+	}
+	return err;
+}
+
+static void eph_remove(struct fshield_volume *vol)
+{
+	if (vol->eph_dir && nftw(vol->eph_dir, remove_one, 16,
+				 FTW_DEPTH | FTW_PHYS) < 0)
+		vol_log(vol, FSHIELD_LOG_WARNING,
+			"cannot remove the ephemeral regions' directory %s: %s",
+			vol->eph_dir, strerror(errno));
+	fspf_free(vol->eph);
+	free(vol->eph_dir);
+}
+
 EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 			       struct fshield_volume **vol_ret)
 {
@@ -242,6 +335,9 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 		vol_log(vol, FSHIELD_LOG_WARNING,
 			"'%s' opened without an expected tag: a rollback to an older state cannot be detected",
 			cfg->fspf_path);
+	err = eph_setup(vol);
+	if (err)
+		goto fail;
 	*vol_ret = vol;
 	return 0;
 fail:
@@ -398,6 +494,7 @@ EXPORT int fshield_volume_close(struct fshield_volume *vol)
 		err = commit_locked(vol);
 		pthread_rwlock_unlock(&vol->lock);
 	}
+	eph_remove(vol);
 	fspf_free(vol->fspf);
 	fsh_key_free(vol->key);
 	if (vol->lock_fd >= 0)
@@ -422,6 +519,7 @@ EXPORT void fshield_volume_tag(struct fshield_volume *vol,
 
 /* What a path is to the shield. Valid while vol->lock is held. */
 struct where {
+	struct fspf *model;		  /* where its entry lives */
 	const struct fspf_region *region; /* NULL: outside every region */
 	struct fspf_entry *entry;	  /* protected and recorded */
 	bool is_protected;		  /* answered from the fspf */
@@ -451,6 +549,7 @@ static int locate(struct fshield_volume *vol, const char *path,
 	size_t ri;
 
 	memset(w, 0, sizeof(*w));
+	w->model = vol->fspf;
 	if (!path || !fspf_path_valid(path, strlen(path)))
 		return -EINVAL;
 	if (strlen(path) >= FSPF_PATH_MAX_BYTES)
@@ -463,10 +562,16 @@ static int locate(struct fshield_volume *vol, const char *path,
 		return 0;
 	}
 	w->region = fspf_region(vol->fspf, ri);
+	if (w->region->storage == FSPF_EPHEMERAL && vol->eph &&
+	    !fspf_region_lookup(vol->eph, path, &ri)) {
+		/* In memory: the private encrypted twin of the region. */
+		w->model = vol->eph;
+		w->region = fspf_region(vol->eph, ri);
+	}
 	if (!is_protected_region(w->region))
 		return 0;
 	w->is_protected = true;
-	w->entry = fspf_entry_find(vol->fspf, path);
+	w->entry = fspf_entry_find(w->model, path);
 	if (w->entry)
 		return 0;
 	if (!strcmp(path, w->region->path) || above_embed_point(vol->fspf, path)) {
@@ -479,8 +584,8 @@ static int locate(struct fshield_volume *vol, const char *path,
 static int host_path(struct fshield_volume *vol, const struct where *w,
 		     const char *path, char *out, size_t size)
 {
-	return fspf_host_path(vol->root, vol->fspf_path, w->region, path, out,
-			      size);
+	return fspf_host_path(w->model == vol->eph ? "/" : vol->root,
+			      vol->fspf_path, w->region, path, out, size);
 }
 
 /* Where a new protected entry at @path would go: its region, writable. */
@@ -511,13 +616,18 @@ static const char *parent_path(const char *path, char *buf)
 	return buf;
 }
 
+/* Changes to be committed, unless they are in memory only. */
+static void mark_dirty(struct fshield_volume *vol, const struct fspf *model)
+{
+	if (model == vol->fspf)
+		vol->dirty = true;
+}
+
 /* A recorded parent directory's time follows the changes in it. */
-static void touch_parent(struct fshield_volume *vol, const char *path,
-			 int64_t t)
+static void touch_parent(struct fspf *model, const char *path, int64_t t)
 {
 	char parent[FSPF_PATH_MAX_BYTES];
-	struct fspf_entry *e = fspf_entry_find(vol->fspf,
-					       parent_path(path, parent));
+	struct fspf_entry *e = fspf_entry_find(model, parent_path(path, parent));
 
 	if (e && e->type == FSPF_DIR)
 		e->mtime_ns = t;
@@ -695,10 +805,10 @@ EXPORT int fshield_readdir(struct fshield_volume *vol, const char *path,
 			err = -ENOTDIR;
 			goto unlock;
 		}
-		fspf_entry_range(vol->fspf, path, &first, &end);
+		fspf_entry_range(w.model, path, &first, &end);
 		for (size_t i = first; !err && i < end; i++) {
 			const char *name = child_name(
-				path, fspf_entry(vol->fspf, i)->path, &len);
+				path, fspf_entry(w.model, i)->path, &len);
 
 			if (name && !name[len])
 				err = names_add(&names, name, len);
@@ -802,7 +912,7 @@ static struct fspf_entry *node_entry(struct fshield_volume *vol,
 
 	if (!n->path)
 		return &n->orphan;
-	e = fspf_entry_find(vol->fspf, n->path);
+	e = fspf_entry_find(n->model, n->path);
 	return e && !memcmp(e->id, n->id, FSPF_ID_BYTES) ? e : NULL;
 }
 
@@ -859,7 +969,9 @@ static int node_get(struct fshield_volume *vol, const struct where *w,
 	n->cache_index = UINT64_MAX;
 	n->size = e->size;
 	memcpy(n->id, e->id, FSPF_ID_BYTES);
-	n->fd = open(host, (writable(vol) ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+	n->fd = open(host, (writable(vol) || w->model == vol->eph ? O_RDWR
+								  : O_RDONLY) |
+				   O_CLOEXEC |
 				   O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
 	if (n->fd < 0) {
 		/* Recorded but gone or unopenable: the store was changed. */
@@ -877,7 +989,8 @@ static int node_get(struct fshield_volume *vol, const struct where *w,
 		err = -EIO;
 		goto fail;
 	}
-	err = fsh_aead_new(fspf_entry_key(vol->fspf, e), w->region->key_size,
+	n->model = w->model;
+	err = fsh_aead_new(fspf_entry_key(w->model, e), w->region->key_size,
 			   &n->aead);
 	if (err)
 		goto fail;
@@ -961,12 +1074,13 @@ static int flush_all(struct fshield_volume *vol)
 }
 
 /* Remove file or directory entry @path; an open file keeps its entry. */
-static int remove_entry(struct fshield_volume *vol, const char *path)
+static int remove_entry(struct fshield_volume *vol, struct fspf *model,
+			const char *path)
 {
 	struct node *n = node_at(vol, path);
 	int err;
 
-	err = fspf_entry_remove(vol->fspf, path, n ? &n->orphan : NULL);
+	err = fspf_entry_remove(model, path, n ? &n->orphan : NULL);
 	if (!err && n) {
 		free(n->path);
 		n->path = NULL;
@@ -1052,7 +1166,7 @@ static int flush_cache(struct fshield_volume *vol, struct node *n)
 	if (!err) {
 		e->chunks[idx] = rec;
 		e->mtime_ns = now_ns();
-		vol->dirty = true;
+		mark_dirty(vol, n->model);
 	}
 	pthread_rwlock_unlock(&vol->lock);
 	if (!err)
@@ -1213,7 +1327,7 @@ static int write_segment(struct fshield_volume *vol, struct node *n,
 	if (!err) {
 		memcpy(&e->chunks[idx0], recs, (size_t)count * sizeof(*recs));
 		e->mtime_ns = now_ns();
-		vol->dirty = true;
+		mark_dirty(vol, n->model);
 	}
 	pthread_rwlock_unlock(&vol->lock);
 	if (err)
@@ -1331,7 +1445,7 @@ static int node_truncate(struct fshield_volume *vol, struct node *n,
 		if (tail)
 			e->chunks[idx] = rec;
 		e->mtime_ns = now_ns();
-		vol->dirty = true;
+		mark_dirty(vol, n->model);
 	}
 	pthread_rwlock_unlock(&vol->lock);
 	if (!err)
@@ -1368,7 +1482,7 @@ static int open_protected(struct fshield_volume *vol, const char *path,
 		e.uid = geteuid();
 		e.gid = getegid();
 		e.mtime_ns = now_ns();
-		err = e.path ? fspf_entry_insert(vol->fspf, &e, &why) : -ENOMEM;
+		err = e.path ? fspf_entry_insert(w.model, &e, &why) : -ENOMEM;
 		free(e.path);
 		if (err)
 			return err;
@@ -1383,11 +1497,11 @@ static int open_protected(struct fshield_volume *vol, const char *path,
 				close(fd);
 		}
 		if (err) {
-			fspf_entry_remove(vol->fspf, path, NULL);
+			fspf_entry_remove(w.model, path, NULL);
 			return err;
 		}
-		touch_parent(vol, path, now_ns());
-		vol->dirty = true;
+		touch_parent(w.model, path, now_ns());
+		mark_dirty(vol, w.model);
 		*created = true;
 		err = locate(vol, path, &w);
 	}
@@ -1411,8 +1525,6 @@ EXPORT int fshield_open(struct fshield_volume *vol, const char *path,
 	bool created = false;
 	int err;
 
-	if (wants_write && !writable(vol))
-		return -EROFS;
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
@@ -1421,6 +1533,13 @@ EXPORT int fshield_open(struct fshield_volume *vol, const char *path,
 	f->flags = flags;
 	pthread_rwlock_wrlock(&vol->lock);
 	err = locate(vol, path, &w);
+	/* Memory is writable whatever the volume; the rest only when writable. */
+	if (wants_write && !writable(vol) && (err != 0 && err != -ENOENT ? 0 :
+					      w.model != vol->eph)) {
+		pthread_rwlock_unlock(&vol->lock);
+		err = -EROFS;
+		goto out;
+	}
 	if ((!err || err == -ENOENT) && w.region && !w.is_protected) {
 		/* Not protected: the host's file, as asked. */
 		err = host_path(vol, &w, path, host, sizeof(host));
@@ -1573,7 +1692,8 @@ EXPORT int fshield_fstat(struct fshield_file *f, struct stat *st)
 	pthread_rwlock_rdlock(&f->vol->lock);
 	e = node_entry(f->vol, f->node);
 	if (e) {
-		w = (struct where){ f->node->region, e, true, false };
+		w = (struct where){ f->node->model, f->node->region, e, true,
+				    false };
 		entry_stat(&w, e->path ? e->path : "", st);
 		st->st_size = (off_t)size_of(f->node);
 		st->st_blocks = (blkcnt_t)((size_of(f->node) + 511) / 512);
@@ -1619,15 +1739,15 @@ static int change_begin(struct fshield_volume *vol, const char *path,
 {
 	int err;
 
-	if (!writable(vol))
-		return -EROFS;
 	pthread_rwlock_wrlock(&vol->lock);
 	err = locate(vol, path, w);
 	if (err && err != -ENOENT) {
 		pthread_rwlock_unlock(&vol->lock);
 		return err;
 	}
-	if (w->is_protected && w->region && w->region->storage != FSPF_KERNEL) {
+	/* Memory is writable whatever the volume; the rest only when writable. */
+	if ((!writable(vol) && w->model != vol->eph) ||
+	    (w->is_protected && w->region && w->region->storage != FSPF_KERNEL)) {
 		pthread_rwlock_unlock(&vol->lock);
 		return -EROFS;
 	}
@@ -1671,7 +1791,7 @@ EXPORT int fshield_mkdir(struct fshield_volume *vol, const char *path,
 	e.uid = geteuid();
 	e.gid = getegid();
 	e.mtime_ns = now_ns();
-	err = e.path ? fspf_entry_insert(vol->fspf, &e, &why) : -ENOMEM;
+	err = e.path ? fspf_entry_insert(w.model, &e, &why) : -ENOMEM;
 	free(e.path);
 	if (err)
 		return change_end(vol, err);
@@ -1681,11 +1801,11 @@ EXPORT int fshield_mkdir(struct fshield_volume *vol, const char *path,
 	if (!err && mkdir(host, 0700) < 0 && errno != EEXIST)
 		err = -errno;
 	if (err) {
-		fspf_entry_remove(vol->fspf, path, NULL);
+		fspf_entry_remove(w.model, path, NULL);
 		return change_end(vol, err);
 	}
-	touch_parent(vol, path, now_ns());
-	vol->dirty = true;
+	touch_parent(w.model, path, now_ns());
+	mark_dirty(vol, w.model);
 	return change_end(vol, err);
 }
 
@@ -1723,7 +1843,7 @@ EXPORT int fshield_symlink(struct fshield_volume *vol, const char *target,
 	e.uid = geteuid();
 	e.gid = getegid();
 	e.mtime_ns = now_ns();
-	err = e.path && e.target ? fspf_entry_insert(vol->fspf, &e, &why)
+	err = e.path && e.target ? fspf_entry_insert(w.model, &e, &why)
 				 : -ENOMEM;
 	free(e.path);
 	free(e.target);
@@ -1736,8 +1856,8 @@ EXPORT int fshield_symlink(struct fshield_volume *vol, const char *target,
 					"no host copy of symlink %s: %s", path,
 					strerror(errno));
 		}
-		touch_parent(vol, path, now_ns());
-		vol->dirty = true;
+		touch_parent(w.model, path, now_ns());
+		mark_dirty(vol, w.model);
 	}
 	return change_end(vol, err);
 }
@@ -1764,10 +1884,10 @@ EXPORT int fshield_unlink(struct fshield_volume *vol, const char *path)
 	if (!err && unlink(host) < 0 && errno != ENOENT)
 		err = -errno;
 	if (!err)
-		err = remove_entry(vol, path);
+		err = remove_entry(vol, w.model, path);
 	if (!err) {
-		touch_parent(vol, path, now_ns());
-		vol->dirty = true;
+		touch_parent(w.model, path, now_ns());
+		mark_dirty(vol, w.model);
 	}
 	return change_end(vol, err);
 }
@@ -1793,7 +1913,7 @@ EXPORT int fshield_rmdir(struct fshield_volume *vol, const char *path)
 		return change_end(vol, -EBUSY);
 	if (w.entry->type != FSPF_DIR)
 		return change_end(vol, -ENOTDIR);
-	fspf_entry_range(vol->fspf, path, &first, &end);
+	fspf_entry_range(w.model, path, &first, &end);
 	if (end - first > 1)
 		return change_end(vol, -ENOTEMPTY);
 	err = host_path(vol, &w, path, host, sizeof(host));
@@ -1802,10 +1922,10 @@ EXPORT int fshield_rmdir(struct fshield_volume *vol, const char *path)
 		vol_log(vol, FSHIELD_LOG_DEBUG, "host directory %s stays: %s",
 			host, strerror(errno));
 	if (!err)
-		err = remove_entry(vol, path);
+		err = remove_entry(vol, w.model, path);
 	if (!err) {
-		touch_parent(vol, path, now_ns());
-		vol->dirty = true;
+		touch_parent(w.model, path, now_ns());
+		mark_dirty(vol, w.model);
 	}
 	return change_end(vol, err);
 }
@@ -1858,7 +1978,7 @@ EXPORT int fshield_rename(struct fshield_volume *vol, const char *from,
 			return change_end(vol, -ENOTDIR);
 		if (wf.entry->type != FSPF_DIR && wt.entry->type == FSPF_DIR)
 			return change_end(vol, -EISDIR);
-		fspf_entry_range(vol->fspf, to, &first, &end);
+		fspf_entry_range(wf.model, to, &first, &end);
 		if (end - first > 1)
 			return change_end(vol, -ENOTEMPTY);
 	} else {
@@ -1895,11 +2015,11 @@ EXPORT int fshield_rename(struct fshield_volume *vol, const char *from,
 		goto out;
 	}
 	if (!to_err) {
-		err = remove_entry(vol, to);
+		err = remove_entry(vol, wf.model, to);
 		if (err)
 			goto undo;
 	}
-	err = fspf_entry_move(vol->fspf, from, to);
+	err = fspf_entry_move(wf.model, from, to);
 	if (err) {
 		vol_log(vol, FSHIELD_LOG_ERR,
 			"rename of %s to %s failed half-way (%s): %s is gone",
@@ -1914,12 +2034,12 @@ EXPORT int fshield_rename(struct fshield_volume *vol, const char *from,
 		n->path = paths[npaths];
 		paths[npaths++] = NULL;
 	}
-	touch_parent(vol, from, now_ns());
-	touch_parent(vol, to, now_ns());
-	vol->dirty = true;
+	touch_parent(wf.model, from, now_ns());
+	touch_parent(wf.model, to, now_ns());
+	mark_dirty(vol, wf.model);
 	goto out;
 undo:
-	vol->dirty = true;
+	mark_dirty(vol, wf.model);
 	if (rename(hto, hfrom) < 0)
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot move %s back: %s", hto,
 			strerror(errno));
@@ -1952,7 +2072,7 @@ static int set_attr(struct fshield_volume *vol, const char *path,
 	if (!w.entry)
 		return change_end(vol, -EPERM); /* an embed point: not recorded */
 	fn(w.entry, arg);
-	vol->dirty = true;
+	mark_dirty(vol, w.model);
 	return change_end(vol, 0);
 }
 
@@ -2035,8 +2155,6 @@ EXPORT int fshield_truncate(struct fshield_volume *vol, const char *path,
 	struct fshield_file *f;
 	int err;
 
-	if (!writable(vol))
-		return -EROFS;
 	err = fshield_open(vol, path, O_WRONLY, 0, &f);
 	if (err)
 		return err;

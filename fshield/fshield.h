@@ -231,9 +231,12 @@ int fshield_close(struct fshield_file *file);
 /*
  * Changes by path. All return 0 or a negative errno as their system calls
  * do (-EEXIST, -ENOENT, -ENOTDIR, -EISDIR, -ENOTEMPTY, ...), and -EROFS on
- * a read-only volume or in an ephemeral region (not writable yet). In a
- * protected region they change the fspf (committed later) and mirror the
- * change on the host; a not-protected path is passed to the host as is.
+ * a read-only volume (except in ephemeral regions). In a protected region
+ * they change the fspf (committed later) and mirror the change on the host;
+ * a not-protected path is passed to the host as is. Ephemeral regions live
+ * in memory: empty at open, writable on any volume, never committed (their
+ * files are sealed under process-only keys into a private tmpfs directory
+ * that is removed at close).
  * The embed point of a region (or a directory above one) cannot be
  * removed, renamed or changed: -EBUSY or -EPERM.
  */

@@ -55,6 +55,7 @@ static int make_tree(void)
 		{ (char *)"/", (char *)"/", FSPF_NOT_PROTECTED, FSPF_KERNEL, 0, 0 },
 		{ (char *)"/enc", (char *)"/enc", FSPF_ENCRYPTED, FSPF_KERNEL, 32, 512 },
 		{ (char *)"/auth", (char *)"/auth", FSPF_AUTHENTICATED, FSPF_KERNEL, 16, 4096 },
+		{ (char *)"/tmp", NULL, FSPF_NOT_PROTECTED, FSPF_EPHEMERAL, 0, 0 },
 	};
 	struct fsh_key *key;
 	struct fspf *f;
@@ -85,6 +86,14 @@ static int make_tree(void)
 	return err;
 }
 
+static char g_eph_dir[256]; /* from the log: where memory lives */
+
+static void log_line(void *ctx, int level, const char *msg)
+{
+	if (!strncmp(msg, "ephemeral regions in ", 21))
+		snprintf(g_eph_dir, sizeof(g_eph_dir), "%s", msg + 21);
+}
+
 static int open_vol(unsigned flags, const uint8_t *tag,
 		    struct fshield_volume **vol)
 {
@@ -95,6 +104,7 @@ static int open_vol(unsigned flags, const uint8_t *tag,
 		.expected_tag = tag,
 		.flags = flags | (tag ? 0 : FSHIELD_NO_ROLLBACK_PROTECTION),
 		.tag_path = (flags & FSHIELD_WRITABLE) ? g_tagfile : NULL,
+		.log = log_line,
 	};
 
 	return fshield_volume_open(&cfg, vol);
@@ -510,6 +520,76 @@ static void test_write_back(void)
 	fshield_volume_close(vol);
 }
 
+struct found {
+	int count;
+	char names[8][32];
+};
+
+static int collect(void *ctx, const char *name, const struct stat *st)
+{
+	struct found *fd = ctx;
+
+	if (fd->count < 8)
+		snprintf(fd->names[fd->count++], 32, "%s", name);
+	return 0;
+}
+
+/* Ephemeral regions: in memory, writable even on a read-only volume,
+ * never committed, empty at every open; what the host holds is sealed. */
+static void test_ephemeral(void)
+{
+	uint8_t tag[FSHIELD_TAG_BYTES];
+	struct fshield_volume *vol;
+	struct fshield_file *f;
+	struct found fd = { 0 };
+	struct stat st;
+	char buf[64], cmd[700];
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(open_vol(0, g_tag, &vol), 0); /* read-only */
+	CHECK_INT(fshield_mkdir(vol, "/enc/d", 0755), -EROFS);
+	CHECK_INT(fshield_mkdir(vol, "/tmp/d", 0700), 0);
+	REQUIRE_INT(fshield_open(vol, "/tmp/d/secret", O_RDWR | O_CREAT, 0600,
+				 &f), 0);
+	CHECK_INT(fshield_pwrite(f, "EPHEMERAL-PLAINTEXT", 19, 5000), 19);
+	CHECK_INT(fshield_fsync(f, 0), 0);
+	CHECK_INT(fshield_pread(f, buf, sizeof(buf), 5000), 19);
+	CHECK(!memcmp(buf, "EPHEMERAL-PLAINTEXT", 19));
+	fshield_close(f);
+	CHECK_INT(fshield_rename(vol, "/tmp/d/secret", "/tmp/s", 0), 0);
+	CHECK_INT(fshield_rename(vol, "/tmp/s", "/enc/s", 0), -EXDEV);
+	CHECK_INT(fshield_symlink(vol, "s", "/tmp/l"), 0);
+	CHECK_INT(fshield_readdir(vol, "/tmp", collect, &fd), 0);
+	CHECK_INT(fd.count, 3);
+	CHECK_STR(fd.names[0], "d");
+	CHECK_STR(fd.names[1], "l");
+	CHECK_STR(fd.names[2], "s");
+	CHECK_INT(fshield_stat(vol, "/tmp/s", &st), 0);
+	CHECK_INT(st.st_size, 5019);
+	/* Nothing readable lies in the memory's host files. */
+	REQUIRE(g_eph_dir[0] == '/');
+	snprintf(cmd, sizeof(cmd),
+		 "test -s %s/r3/s && ! grep -rqs EPHEMERAL-PLAINTEXT %s",
+		 g_eph_dir, g_eph_dir);
+	CHECK_INT(system(cmd), 0);
+	fshield_volume_tag(vol, tag);
+	CHECK_MEM(tag, g_tag, sizeof(tag));
+	fshield_volume_close(vol);
+	/* Gone at close; empty at the next open. */
+	CHECK(access(g_eph_dir, F_OK) < 0 && errno == ENOENT);
+	REQUIRE_INT(rw(&vol), 0);
+	CHECK_INT(fshield_stat(vol, "/tmp/s", &st), -ENOENT);
+	CHECK_INT(fshield_stat(vol, "/tmp", &st), 0);
+	CHECK(S_ISDIR(st.st_mode));
+	REQUIRE_INT(fshield_open(vol, "/tmp/x", O_WRONLY | O_CREAT, 0600, &f), 0);
+	CHECK_INT(fshield_pwrite(f, "x", 1, 0), 1);
+	fshield_close(f);
+	/* Writing memory changes no tag. */
+	CHECK_INT(fshield_commit(vol, tag), 0);
+	CHECK_MEM(tag, g_tag, sizeof(tag));
+	fshield_volume_close(vol);
+}
+
 struct worker {
 	struct fshield_file *f;
 	uint64_t base;
@@ -602,6 +682,7 @@ int main(void)
 	TAP_RUN(test_attributes);
 	TAP_RUN(test_tamper_after_write);
 	TAP_RUN(test_write_back);
+	TAP_RUN(test_ephemeral);
 	TAP_RUN(test_threads);
 	fresh_dir(g_dir, NULL);
 	return tap_done();
