@@ -138,6 +138,19 @@ expect_error_naming() {
 		fail "the error line does not name '$1'"
 }
 
+# fusermount3 -u @1, retried for a while when the mount is busy: on a
+# shared machine another process (an indexer, a find) may be passing by.
+unmount_busy_retry() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		fusermount3 -u "$1" 2>"$W/unmount.err" && return 0
+		grep -q 'busy' "$W/unmount.err" || break
+		sleep 0.1
+	done
+	cat "$W/unmount.err" >&2
+	return 1
+}
+
 marker() { printf 'MK_%s_c%d_' "$1" "$2"; }
 
 # make_chunked FILE NAME SIZE [CHUNK]: each chunk filled with its own marker.

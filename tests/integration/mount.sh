@@ -106,7 +106,7 @@ expect_daemon_exit() {
 
 # Unmount as a user would and check that the daemon ended cleanly.
 unmount_sample() {
-	fusermount3 -u "$MNT" || fail "fusermount3 -u failed"
+	unmount_busy_retry "$MNT" || fail "fusermount3 -u failed"
 	expect_daemon_exit 0
 }
 

@@ -92,7 +92,7 @@ through_mount() {
 		[ "$(cd "$mnt$d" && find . | sort)" = "$(cd "$SRC$d" && find . | sort)" ] ||
 			fail "the mount lists $d other than the plaintext tree"
 	done
-	fusermount3 -u "$mnt"
+	unmount_busy_retry "$mnt" || fail "fusermount3 -u failed"
 	wait "$dpid" || fail "the daemon exited with $?"
 	check_sanitizers "$W/tm.dlog"
 	echo "through the mount: $n files as verify says"
