@@ -84,7 +84,7 @@ export SCONE_FSPF_NO_PROGRESS=1 LC_ALL=C
 unset SCONE_FSPF_KEY SCONE_FSPF_TAG SCONE_FSPF
 FAILED=0
 
-declare -A MNT BACK PID RES CPU NOTE RW_ARGS
+declare -A MNT BACK PID RES CPU NOTE
 
 # --- mounts -----------------------------------------------------------------
 
@@ -120,7 +120,7 @@ start_daemon() {
 }
 
 mount_cfg() {
-	local cfg=$1 tag
+	local cfg=$1
 	case $cfg in
 	plain) ;;
 	passthrough)
@@ -128,13 +128,15 @@ mount_cfg() {
 	gocryptfs)
 		start_daemon "$cfg" "$GOCRYPTFS" -fg -q -nosyslog \
 			-passfile "$T/gocryptfs.pw" "${BACK[$cfg]}" "${MNT[$cfg]}" ;;
-	fshield-ro | fshield-rw)
-		tag=$(cat "$T/$cfg.tag")
-		# RW_ARGS: extra options, split into words on purpose.
-		# shellcheck disable=SC2086
+	fshield-ro)
 		start_daemon "$cfg" "$BIN" mount "$T/$cfg.fspf" "${MNT[$cfg]}" \
 			--root "${BACK[$cfg]}" -f --key-file "$T/$cfg.key" \
-			--expected-tag "$tag" ${RW_ARGS[$cfg]:-} ;;
+			--expected-tag "$(cat "$T/$cfg.tag")" ;;
+	fshield-rw)
+		# The tag file holds the expected tag and receives each new one.
+		start_daemon "$cfg" "$BIN" mount "$T/$cfg.fspf" "${MNT[$cfg]}" \
+			--root "${BACK[$cfg]}" -f --rw --key-file "$T/$cfg.key" \
+			--tag-file "$T/$cfg.tag" ;;
 	esac
 }
 
@@ -278,10 +280,7 @@ cold() {
 		return 0
 	fi
 	CAN_DROP=0
-	if [ -n "${PID[$cfg]:-}" ]; then
-		unmount_cfg "$cfg"
-		[ "$cfg" != fshield-rw ] || rw_refresh_tag
-	fi
+	[ -z "${PID[$cfg]:-}" ] || unmount_cfg "$cfg"
 	io evict "${BACK[$cfg]}"
 	mount_cfg "$cfg"
 }
@@ -443,14 +442,6 @@ make_fspf() {
 	grep -Eq '^[0-9a-f]{32}$' "$T/$cfg.tag" || die "$cfg: no tag in the encrypt line"
 }
 
-# After an unmount of the read-write mount, the tag it committed.
-rw_refresh_tag() {
-	"$BIN" show --tag "$T/fshield-rw.fspf" "$T/fshield-rw.key" 2>/dev/null |
-		grep -Eo '[0-9a-f]{32}' | head -n 1 >"$T/fshield-rw.tag.new" ||
-		die "fshield-rw: cannot read the committed tag"
-	mv "$T/fshield-rw.tag.new" "$T/fshield-rw.tag"
-}
-
 setup_cfg() {
 	local cfg=$1 t0
 	mkdir -p "$T/$cfg"
@@ -478,10 +469,7 @@ setup_cfg() {
 		sync
 		NOTE[$cfg]="${NOTE[$cfg]:-}protected with addf + encrypt in $(awk -v n=$(($(now_ns) - t0)) 'BEGIN { printf "%.2f", n / 1e9 }') s (synced); "
 		;;
-	fshield-rw)
-		make_fspf "$cfg"
-		RW_ARGS[$cfg]=--rw
-		;;
+	fshield-rw) make_fspf "$cfg" ;;
 	esac
 	mount_cfg "$cfg"
 }
@@ -551,6 +539,13 @@ fi
 for cfg in "${CONFIGS[@]}"; do
 	[ -z "${MNT[$cfg]:-}" ] || unmount_cfg "$cfg"
 done
+# What the read-write mount committed must verify (untimed).
+if [ -n "${MNT[fshield-rw]:-}" ] &&
+	! "$BIN" verify "$T/fshield-rw.fspf" --root "${BACK[fshield-rw]}" \
+		--key-file "$T/fshield-rw.key" --expected-tag "$(cat "$T/fshield-rw.tag")" \
+		>"$T/verify.out" 2>&1; then
+	failed fshield-rw "verify of the committed fspf" "$T/verify.out"
+fi
 echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- the table ------------------------------------------------------------------
