@@ -8,12 +8,14 @@
 #                mount's FUSE settings): what FUSE alone costs,
 #   gocryptfs    an encrypted FUSE file system (-scryptn 10, password file),
 #   fshield-ro   `scone-fspf mount` of an encrypted region, read-only: the
-#                files are protected with addf and encrypt beforehand (so
-#                it has no write, copy-in or delete figures),
+#                same bytes and tree, protected with addf and encrypt
+#                beforehand (so it has no write, copy-in or delete figures),
 #   fshield-rw   `scone-fspf mount --rw` of an encrypted region, when the
 #                binary has --rw ("n/a (no --rw)" otherwise).
 #
-# Workloads, each timed BENCH_REPEAT times (the median is reported):
+# All five are mounted at once and every step runs on each in turn, run
+# after run, so that a change of load on a shared machine falls on every
+# column alike. Steps, each timed BENCH_REPEAT times (the median is kept):
 #   seq write    BENCH_MB MiB in 1 MiB write()s, then fsync (in the time)
 #   seq read     that file with 1 MiB read()s, caches dropped before
 #   random read  BENCH_RANDOM pread()s of 4 KiB at 4 KiB-aligned offsets
@@ -27,6 +29,8 @@
 # are evicted with posix_fadvise(DONTNEED) instead, which the output says.
 # To keep ext4 from skipping recently deleted inodes (see README.md) every
 # tree is copied in before any is deleted: the rm -rf runs come last.
+# Every result is checked (same bytes, same listing, the committed fspf
+# verifies), untimed.
 #
 # It prints figures and speed ratios, never judges them: it exits 1 only
 # when a command fails or a result is wrong (a bug, not a slow run), and 77
@@ -42,7 +46,7 @@
 #   BENCH_FILES      number of small files (default 5000; 0 skips)
 #   BENCH_REPEAT     runs per timed step, median kept (default 3)
 #   BENCH_DIR        where to make the temporary directory (default $TMPDIR
-#                    or /tmp); needs about 7x BENCH_MB free
+#                    or /tmp); needs about 6x BENCH_MB free
 #   BENCH_KEEP=1     keep the temporary directory
 #   BENCH_NO_DROP=1  do not drop the caches even when allowed (the fallback
 #                    above; for testing it)
@@ -359,70 +363,75 @@ read_all() { find "$1" -type f -print0 | xargs -0 -r cat | wc -c; }
 
 # --- the workloads ------------------------------------------------------------
 
-# seq_phase CFG FILE_PREFIX WRITE(0|1): write (when WRITE) run r's file
-# $f-r.bin and read it back, then random reads of $f-1.bin. Without WRITE,
-# every run reads $f-1.bin.
-seq_phase() {
-	local cfg=$1 f=$2 write=$3 r i=1
-	for ((r = 1; r <= BENCH_REPEAT; r++)); do
-		if [ "$write" = 1 ]; then
-			i=$r
-			sync
-			timed_io "$cfg" write write "$f-$i.bin" "$BENCH_MB" || return 0
-		fi
-		cold "$cfg"
-		timed_io "$cfg" read read "$f-$i.bin" || return 0
-	done
-	for ((r = 1; r <= BENCH_REPEAT; r++)); do
-		cold "$cfg"
-		timed_io "$cfg" random random "$f-1.bin" "$BENCH_RANDOM" || return 0
-	done
-	# Every writer wrote the same bytes: the file must read back as plain's.
-	if [ "$cfg" != plain ] && ! cmp -s "$f-1.bin" "${MNT[plain]}/seq-1.bin"; then
-		failed "$cfg" "seq-1.bin differs from what was written"
-	fi
-	if [ "$write" = 1 ]; then
-		for ((r = 2; r <= BENCH_REPEAT; r++)); do
-			rm -f "$f-$r.bin"
-		done
-	fi
-}
+# One run of each step for CFG; run R. The read-only mount writes nothing:
+# its runs all use seq-1.bin and small-1, protected beforehand. A step that
+# fails is recorded and the run goes on with the next.
+writes() { [ "$1" != fshield-ro ]; }
+idx() { if writes "$1"; then echo "$2"; else echo 1; fi; }
 
-# small_phase CFG DIR_PREFIX COPY(0|1): copy the tree in as $d-r (when
-# COPY; from a warm source), list it, read it all. Without COPY, every run
-# uses $d-1.
-small_phase() {
-	local cfg=$1 d=$2 copy=$3 r n i=1
-	for ((r = 1; r <= BENCH_REPEAT; r++)); do
-		if [ "$copy" = 1 ]; then
-			i=$r
-			read_all "$SMALL_SRC" >/dev/null
-			sync
-			timed_sh "$cfg" cp cp -r "$SMALL_SRC" "$d-$i" || return 0
-		fi
-		cold "$cfg"
-		timed_sh "$cfg" ls list_all "$d-$i" || return 0
-		n=$(cat "$T/sh.out")
-		# Same tree, same names: as many lines as plain's listing.
-		[ "$cfg" = plain ] && LS_LINES=$n
-		[ "$n" = "$LS_LINES" ] || failed "$cfg" "ls -lR printed $n lines, plain $LS_LINES"
-		cold "$cfg"
-		timed_sh "$cfg" readall read_all "$d-$i" || return 0
-		n=$(cat "$T/sh.out")
-		[ "$n" = "$SMALL_BYTES" ] || failed "$cfg" "read all read $n bytes, expected $SMALL_BYTES"
-		[ "$copy" = 1 ] || continue
-		diff -r "$SMALL_SRC" "$d-$i" >"$T/diff.out" 2>&1 ||
-			failed "$cfg" "the copied tree differs from its source" "$T/diff.out"
-	done
-}
-
-rm_phase() {
-	local cfg=$1 r
-	for ((r = 1; r <= BENCH_REPEAT; r++)); do
-		[ -d "${MNT[$cfg]}/small-$r" ] || continue
+# Write seq-R.bin (not on the read-only mount), read it back cold; files
+# after the first are deleted once read (untimed).
+seq_run() {
+	local cfg=$1 f
+	f=${MNT[$1]}/seq-$(idx "$1" "$2").bin
+	if writes "$cfg"; then
 		sync
-		timed_sh "$cfg" rm rm -rf "${MNT[$cfg]}/small-$r" || return 0
-	done
+		timed_io "$cfg" write write "$f" "$BENCH_MB" || return 0
+	fi
+	cold "$cfg"
+	timed_io "$cfg" read read "$f" || return 0
+	if [ "$2" = 1 ]; then
+		# Every writer wrote the same bytes: the file must read back as plain's.
+		[ "$cfg" = plain ] || cmp -s "$f" "${MNT[plain]}/seq-1.bin" ||
+			failed "$cfg" "seq-1.bin differs from what was written"
+	elif writes "$cfg"; then
+		rm -f "$f"
+	fi
+}
+
+random_run() {
+	cold "$1"
+	timed_io "$1" random random "${MNT[$1]}/seq-1.bin" "$BENCH_RANDOM" || true
+}
+
+# cp -r of the small tree (warm) as small-R.
+copy_run() {
+	local cfg=$1 d=${MNT[$1]}/small-$2
+	writes "$cfg" || return 0
+	read_all "$SMALL_SRC" >/dev/null
+	sync
+	timed_sh "$cfg" cp cp -r "$SMALL_SRC" "$d" || return 0
+	diff -r "$SMALL_SRC" "$d" >"$T/diff.out" 2>&1 ||
+		failed "$cfg" "the copied tree differs from its source" "$T/diff.out"
+}
+
+list_run() {
+	local cfg=$1 d n
+	d=${MNT[$1]}/small-$(idx "$1" "$2")
+	[ -d "$d" ] || return 0 # its copy failed
+	cold "$cfg"
+	timed_sh "$cfg" ls list_all "$d" || return 0
+	n=$(cat "$T/sh.out")
+	# Same tree, same names: as many lines as plain's listing.
+	[ "$cfg" = plain ] && LS_LINES=$n
+	[ "$n" = "$LS_LINES" ] || failed "$cfg" "ls -lR printed $n lines, plain $LS_LINES"
+}
+
+read_run() {
+	local cfg=$1 d n
+	d=${MNT[$1]}/small-$(idx "$1" "$2")
+	[ -d "$d" ] || return 0
+	cold "$cfg"
+	timed_sh "$cfg" readall read_all "$d" || return 0
+	n=$(cat "$T/sh.out")
+	[ "$n" = "$SMALL_BYTES" ] || failed "$cfg" "read all read $n bytes, expected $SMALL_BYTES"
+}
+
+rm_run() {
+	local cfg=$1 d=${MNT[$1]}/small-$2
+	writes "$cfg" && [ -d "$d" ] || return 0
+	sync
+	timed_sh "$cfg" rm rm -rf "$d" || true
 }
 
 # An encrypted fspf for CFG: region / with kernel directory / under --root
@@ -442,9 +451,22 @@ make_fspf() {
 	grep -Eq '^[0-9a-f]{32}$' "$T/$cfg.tag" || die "$cfg: no tag in the encrypt line"
 }
 
+# Make CFG's directories (and volume) and mount it; false when CFG cannot
+# run here (its column then says why).
 setup_cfg() {
 	local cfg=$1 t0
-	mkdir -p "$T/$cfg"
+	case $cfg in
+	gocryptfs)
+		if [ "$HAVE_GOCRYPTFS" = 0 ]; then
+			NOTE[$cfg]="n/a (no gocryptfs)"
+			return 1
+		fi ;;
+	fshield-rw)
+		if [ "$HAVE_RW" = 0 ]; then
+			NOTE[$cfg]="n/a (no --rw)"
+			return 1
+		fi ;;
+	esac
 	MNT[$cfg]=$T/$cfg/mnt
 	BACK[$cfg]=$T/$cfg/back
 	mkdir -p "${MNT[$cfg]}" "${BACK[$cfg]}"
@@ -459,44 +481,29 @@ setup_cfg() {
 		}
 		;;
 	fshield-ro)
-		# plain's first file and the small tree, protected with addf.
+		# The bytes every writer writes, and the small tree, protected
+		# with addf.
 		mkdir "$T/ro-stage"
-		ln "${MNT[plain]}/seq-1.bin" "$T/ro-stage/seq-1.bin"
+		io write "$T/ro-stage/seq-1.bin" "$BENCH_MB" >/dev/null
 		[ "$BENCH_FILES" -eq 0 ] || cp -al "$SMALL_SRC" "$T/ro-stage/small-1"
 		sync
 		t0=$(now_ns)
 		make_fspf "$cfg" "$T/ro-stage"
 		sync
-		NOTE[$cfg]="${NOTE[$cfg]:-}protected with addf + encrypt in $(awk -v n=$(($(now_ns) - t0)) 'BEGIN { printf "%.2f", n / 1e9 }') s (synced); "
+		NOTE[$cfg]="protected with addf + encrypt in $(awk -v n=$(($(now_ns) - t0)) 'BEGIN { printf "%.2f", n / 1e9 }') s (synced); "
+		rm -rf "$T/ro-stage"
 		;;
 	fshield-rw) make_fspf "$cfg" ;;
 	esac
 	mount_cfg "$cfg"
 }
 
-run_cfg() {
-	local cfg=$1
-	case $cfg in
-	gocryptfs)
-		if [ "$HAVE_GOCRYPTFS" = 0 ]; then
-			NOTE[$cfg]="n/a (no gocryptfs)"
-			return
-		fi ;;
-	fshield-rw)
-		if [ "$HAVE_RW" = 0 ]; then
-			NOTE[$cfg]="n/a (no --rw)"
-			return
-		fi ;;
-	esac
-	echo "  $cfg ..."
-	setup_cfg "$cfg"
-	if [ "$cfg" = fshield-ro ]; then
-		seq_phase "$cfg" "${MNT[$cfg]}/seq" 0
-		[ "$BENCH_FILES" -eq 0 ] || small_phase "$cfg" "${MNT[$cfg]}/small" 0
-		return
-	fi
-	seq_phase "$cfg" "${MNT[$cfg]}/seq" 1
-	[ "$BENCH_FILES" -eq 0 ] || small_phase "$cfg" "${MNT[$cfg]}/small" 1
+# each STEP R: STEP for every configuration in turn, run R.
+each() {
+	local cfg
+	for cfg in "${ACTIVE[@]}"; do
+		"$1" "$cfg" "$2"
+	done
 }
 
 # --- the run --------------------------------------------------------------------
@@ -513,7 +520,6 @@ fi
 [ "$HAVE_RW" = 1 ] || echo "  fshield-rw: this scone-fspf has no 'mount --rw': its column is n/a"
 echo "  seq file $BENCH_MB MiB, $BENCH_RANDOM random 4 KiB reads, $BENCH_FILES small files;" \
 	"median of $BENCH_REPEAT; MB = 10^6 bytes"
-echo "  load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 SMALL_SRC=$T/small-src
 SMALL_BYTES=0
@@ -527,17 +533,29 @@ if [ "${BENCH_NO_DROP:-0}" = 1 ] || ! (sync && echo 3 >/proc/sys/vm/drop_caches)
 		"and posix_fadvise(DONTNEED) of the host files instead"
 fi
 
+ACTIVE=()
 for cfg in "${CONFIGS[@]}"; do
-	run_cfg "$cfg"
+	if setup_cfg "$cfg"; then
+		ACTIVE+=("$cfg")
+	fi
 done
-# Deletes last, after every tree was created (see the header).
+echo "  mounted: ${ACTIVE[*]}"
+echo "  load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Step by step, run by run, every configuration in turn: a change of load
+# on a shared machine then falls on all columns alike.
+for ((r = 1; r <= BENCH_REPEAT; r++)); do each seq_run "$r"; done
+for ((r = 1; r <= BENCH_REPEAT; r++)); do each random_run "$r"; done
 if [ "$BENCH_FILES" -gt 0 ]; then
-	for cfg in "${CONFIGS[@]}"; do
-		[ -n "${MNT[$cfg]:-}" ] && [ "$cfg" != fshield-ro ] && rm_phase "$cfg"
-	done
+	for ((r = 1; r <= BENCH_REPEAT; r++)); do each copy_run "$r"; done
+	for ((r = 1; r <= BENCH_REPEAT; r++)); do each list_run "$r"; done
+	for ((r = 1; r <= BENCH_REPEAT; r++)); do each read_run "$r"; done
+	# Deletes last, after every tree was created (see the header).
+	for ((r = 1; r <= BENCH_REPEAT; r++)); do each rm_run "$r"; done
 fi
-for cfg in "${CONFIGS[@]}"; do
-	[ -z "${MNT[$cfg]:-}" ] || unmount_cfg "$cfg"
+echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+for cfg in "${ACTIVE[@]}"; do
+	unmount_cfg "$cfg"
 done
 # What the read-write mount committed must verify (untimed).
 if [ -n "${MNT[fshield-rw]:-}" ] &&
@@ -546,7 +564,6 @@ if [ -n "${MNT[fshield-rw]:-}" ] &&
 		>"$T/verify.out" 2>&1; then
 	failed fshield-rw "verify of the committed fspf" "$T/verify.out"
 fi
-echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- the table ------------------------------------------------------------------
 
@@ -646,6 +663,14 @@ for w in "${ROWS[@]:0:7}"; do
 		fi
 	done
 	printf '\n'
+done
+
+echo
+echo "== every run, in order (for the spread)"
+for w in "${ROWS[@]:0:7}"; do
+	for cfg in "${CONFIGS[@]}"; do
+		[ -z "${RES[$cfg:$w]:-}" ] || printf '  %-26s %-12s%s\n' "${LABEL[$w]}" "$cfg" "${RES[$cfg:$w]}"
+	done
 done
 
 echo
