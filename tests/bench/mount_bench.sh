@@ -526,6 +526,8 @@ SMALL_BYTES=0
 LS_LINES=
 if [ "$BENCH_FILES" -gt 0 ]; then
 	SMALL_BYTES=$(python3 -c "$SMALL_PY" "$SMALL_SRC" "$BENCH_FILES")
+	echo "  small tree: $BENCH_FILES files, $SMALL_BYTES bytes," \
+		"$(find "$SMALL_SRC" -type d | wc -l) directories"
 fi
 if [ "${BENCH_NO_DROP:-0}" = 1 ] || ! (sync && echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then
 	CAN_DROP=0
