@@ -161,6 +161,11 @@ unmount_cfg() {
 		cat "$T/$cfg.log" >&2
 		die "$cfg: the daemon exited with status $rc"
 	fi
+	# In a sanitizer build, a report is a failure even with status 0.
+	if grep -aEq 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ' "$T/$cfg.log"; then
+		cat "$T/$cfg.log" >&2
+		die "$cfg: the daemon's sanitizer spoke"
+	fi
 }
 
 # At exit, whatever happened: nothing of ours stays mounted or running.
