@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The crash test of the read-write mount: SIGKILL the daemon in the middle of
+# writes, over and over, and check after every kill that
+#   - the volume still opens at the last committed tag (the tag file's);
+#   - every file not changed since the last commit reads back exactly as it
+#     was committed, and nothing that was absent then appears;
+#   - every file changed since is absent, unreadable (EIO), or reads back as
+#     a version the writer wrote there: never inconsistent content;
+#   - `scone-fspf verify` of the same state names every unreadable file (and
+#     exits 1), names nothing that reads back fine, and exits 0 when it names
+#     nothing. It may name a file created after the last commit that is
+#     absent in the mount but left on the host ("not in the fspf").
+# Each iteration: verify, mount --rw at the tag file's tag, check the tree
+# against the writer's log, start a writer (crash_model.py: self-checking
+# files; creates, in-place overwrites, appends, shrinks, renames, unlinks,
+# read-backs, and fsync/fdatasync at random points, each logged on the host
+# once it returned), kill -9 the daemon after a random delay, detach the dead
+# mount. The next iteration continues from the tree as found. At the end,
+# the unreadable files are removed, a clean unmount commits, verify must
+# pass and a read-only mount must show exactly the model.
+# FSHIELD_TEST_SEED fixes the writers' choices (not the moments of the
+# kills); FSHIELD_CRASH_SECONDS and FSHIELD_CRASH_ITERATIONS bound the loop;
+# FSHIELD_KEEP=DIR keeps the workspace of a failed run there.
+# Usage: crash.sh CASE | --list   (skips with 77 only without /dev/fuse)
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+# shellcheck source=lib_rw.sh
+. "$here/lib_rw.sh"
+
+MODEL=$here/crash_model.py
+STATE=$W/state.json # the tree as last found (crash_model.py's model)
+CLOG=$W/crash.log   # the writers' log, on the host
+SEED=
+ITER=0
+KILLED_DLOG= # the log of the daemon killed last
+
+# A failure: say where, show what led to it, keep the workspace if asked.
+crash_fail() {
+	{
+		echo "FAIL in iteration $ITER (seed $SEED): $*"
+		echo "--- the check:"
+		cat "$W/check.out" 2>/dev/null
+		echo "--- verify of the state after the kill (exit $(cat "$W/verify.$ITER.rc" 2>/dev/null)):"
+		head -n 40 "$W/verify.$ITER.out" "$W/verify.$ITER.err" 2>/dev/null
+		echo "--- the writer's log of iteration $ITER (last 30 lines):"
+		awk -v n="$ITER" '$1 == "I" {f = ($2 == n)} f' "$CLOG" | tail -n 30
+		if [ -n "$KILLED_DLOG" ]; then
+			echo "--- the killed daemon's log $KILLED_DLOG (last 30 lines):"
+			tail -n 30 "$KILLED_DLOG" | cat -v
+		fi
+		daemon_log_tail
+		if [ -n "${FSHIELD_KEEP:-}" ]; then
+			mkdir -p "$FSHIELD_KEEP"
+			cp -a "$W/." "$FSHIELD_KEEP/" 2>/dev/null || true
+			echo "--- workspace kept in $FSHIELD_KEEP"
+		fi
+	} >&2
+	fail "crash test, iteration $ITER"
+}
+
+# verify the state the last kill left, mount it, check it against the log.
+check_after_crash() {
+	local vrc rc
+	verify_volume
+	vrc=$RC
+	cp "$OUT" "$W/verify.$ITER.out"
+	cp "$ERR" "$W/verify.$ITER.err"
+	echo "$vrc" >"$W/verify.$ITER.rc"
+	if grep -aqi 'rollback\|wrong key' "$ERR"; then
+		crash_fail "verify refuses the volume at the tag file's tag"
+	fi
+	mount_rw
+	set +e
+	python3 "$MODEL" check "$MNT" "$STATE" "$CLOG" "$ITER" \
+		"$W/verify.$ITER.out" "$vrc" >"$W/check.out" 2>&1
+	rc=$?
+	set -e
+	sed -n '1,3p' "$W/check.out"
+	[ "$rc" -eq 0 ] || crash_fail "the tree after the kill is not as it must be"
+}
+
+# One writer, killed with the daemon after a random delay.
+write_and_kill() {
+	local wpid wrc delay i
+	python3 "$MODEL" write "$MNT" "$STATE" "$CLOG" $((SEED * 1000 + ITER)) "$ITER" \
+		>"$W/writer.$ITER.out" 2>&1 &
+	wpid=$!
+	bg_track "$wpid"
+	delay=$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", 0.02 + (r % 1000) / 1000 }')
+	sleep "$delay"
+	if ! alive "$wpid"; then
+		set +e
+		wait "$wpid"
+		wrc=$?
+		set -e
+		cat "$W/writer.$ITER.out" >&2
+		crash_fail "the writer ended (exit $wrc) before the daemon was killed"
+	fi
+	KILLED_DLOG=$DLOG
+	kill_daemon
+	for ((i = 0; i < 100; i++)); do
+		alive "$wpid" || break
+		sleep 0.1
+	done
+	alive "$wpid" && crash_fail "the writer still runs 10 s after the daemon died"
+	set +e
+	wait "$wpid"
+	wrc=$?
+	set -e
+	case $wrc in
+	3) ;; # an operation failed: the daemon is gone
+	4) crash_fail "a read-back through the live mount differed: $(grep '^R ' "$CLOG" | tail -n 1)" ;;
+	*)
+		cat "$W/writer.$ITER.out" >&2
+		crash_fail "the writer exited $wrc"
+		;;
+	esac
+	detach_dead
+}
+
+# @1: -e|-a, @2: seconds, @3: at most that many kills.
+crash_run() {
+	local kind=$1 budget=${FSHIELD_CRASH_SECONDS:-$2} max=${FSHIELD_CRASH_ITERATIONS:-$3}
+	local start=$SECONDS p
+	SEED=${FSHIELD_TEST_SEED:-$RANDOM}
+	echo "seed $SEED"
+	python3 "$MODEL" seed "$W/seed" "$STATE" "$CLOG"
+	make_volume "$kind" "$W/seed"
+	ITER=0
+	while :; do
+		check_after_crash
+		if ((ITER >= max || SECONDS - start >= budget)); then
+			break
+		fi
+		ITER=$((ITER + 1))
+		write_and_kill
+	done
+	echo "$ITER kills in $((SECONDS - start)) s"
+	[ "$ITER" -ge 3 ] || fail "only $ITER kills in the time given"
+
+	# Whole again: remove what is unreadable, commit by unmounting.
+	while IFS= read -r p; do
+		rm -f "$MNT/$p" || crash_fail "cannot remove the unreadable $p"
+	done < <(python3 "$MODEL" drop-eio "$STATE")
+	unmount_rw
+	ITER=$((ITER + 1))
+	verify_volume
+	cp "$OUT" "$W/verify.$ITER.out"
+	echo "$RC" >"$W/verify.$ITER.rc"
+	[ "$RC" -eq 0 ] || crash_fail "verify fails after the clean unmount"
+	expect_out ': OK$'
+	# Exactly the model, read-only: no W line in this iteration, so every
+	# file must read back as the last check found it.
+	echo "I $ITER" >>"$CLOG"
+	mount_ro
+	python3 "$MODEL" check "$MNT" "$STATE" "$CLOG" "$ITER" \
+		"$W/verify.$ITER.out" 0 >"$W/check.out" 2>&1 ||
+		crash_fail "the committed tree does not read back as the model"
+	sed -n 1p "$W/check.out"
+	fusermount3 -u "$MNT"
+	expect_daemon_exit 0
+}
+
+# --- cases -----------------------------------------------------------------
+
+case_kill_encrypted() { crash_run -e 60 30; }
+case_kill_authenticated() { crash_run -a 30 15; }
+
+if [ "${1:-}" != --list ]; then
+	need_fuse
+fi
+run_case crash "$@"
