@@ -16,7 +16,8 @@
 # files; creates, in-place overwrites, appends, shrinks, renames, unlinks,
 # read-backs, and fsync/fdatasync at random points, each logged on the host
 # once it returned), kill -9 the daemon after a random delay, detach the dead
-# mount. The next iteration continues from the tree as found. At the end,
+# mount; or stop the writer, unmount and kill -9 the daemon during the
+# unmount's commit. The next iteration continues from the tree as found. At the end,
 # the unreadable files are removed, a clean unmount commits, verify must
 # pass and a read-only mount must show exactly the model.
 # FSHIELD_TEST_SEED fixes the writers' choices (not the moments of the
@@ -74,7 +75,7 @@ check_after_crash() {
 	fi
 	mount_rw
 	set +e
-	python3 "$MODEL" check "$MNT" "$STATE" "$CLOG" "$ITER" \
+	python3 "$MODEL" check "$MNT" "$STATE" "$CLOG" "$TAGF" "$ITER" \
 		"$W/verify.$ITER.out" "$vrc" >"$W/check.out" 2>&1
 	rc=$?
 	set -e
@@ -82,11 +83,16 @@ check_after_crash() {
 	[ "$rc" -eq 0 ] || crash_fail "the tree after the kill is not as it must be"
 }
 
-# One writer, killed with the daemon after a random delay.
+# One writer, and after a random delay, one of two kills:
+#  - (3 in 4) SIGKILL the daemon in the middle of the writes;
+#  - (1 in 4) stop the writer between two operations, start a clean unmount
+#    (which commits) and SIGKILL the daemon a moment later, so that the kill
+#    may land in the unmount's commit. If the daemon reported that commit
+#    before it died, the log says so: then every change must be there.
 write_and_kill() {
-	local wpid wrc delay i
-	python3 "$MODEL" write "$MNT" "$STATE" "$CLOG" $((SEED * 1000 + ITER)) "$ITER" \
-		>"$W/writer.$ITER.out" 2>&1 &
+	local wpid wrc delay i mode=write umpid tag
+	python3 "$MODEL" write "$MNT" "$STATE" "$CLOG" "$TAGF" $((SEED * 1000 + ITER)) \
+		"$ITER" >"$W/writer.$ITER.out" 2>&1 &
 	wpid=$!
 	bg_track "$wpid"
 	delay=$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", 0.02 + (r % 1000) / 1000 }')
@@ -100,6 +106,17 @@ write_and_kill() {
 		crash_fail "the writer ended (exit $wrc) before the daemon was killed"
 	fi
 	KILLED_DLOG=$DLOG
+	if ((RANDOM % 4 == 0)); then
+		mode=unmount
+		kill -TERM "$wpid"
+		for ((i = 0; i < 100; i++)); do
+			alive "$wpid" || break
+			sleep 0.1
+		done
+		fusermount3 -u "$MNT" 2>/dev/null &
+		umpid=$!
+		sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", (r % 60) / 1000 }')"
+	fi
 	kill_daemon
 	for ((i = 0; i < 100; i++)); do
 		alive "$wpid" || break
@@ -109,15 +126,24 @@ write_and_kill() {
 	set +e
 	wait "$wpid"
 	wrc=$?
+	[ "$mode" = unmount ] && wait "$umpid"
 	set -e
-	case $wrc in
-	3) ;; # an operation failed: the daemon is gone
-	4) crash_fail "a read-back through the live mount differed: $(grep '^R ' "$CLOG" | tail -n 1)" ;;
+	case $mode:$wrc in
+	write:3 | unmount:5) ;;
+	*:4) crash_fail "a read-back through the live mount differed: $(grep '^R ' "$CLOG" | tail -n 1)" ;;
 	*)
 		cat "$W/writer.$ITER.out" >&2
-		crash_fail "the writer exited $wrc"
+		crash_fail "the writer exited $wrc ($mode)"
 		;;
 	esac
+	if [ "$mode" = unmount ]; then
+		tag=$(cat "${DLOG%.err}.out" "$DLOG" |
+			awk '/^Committed file system protection file .* AES-GCM tag: / {print $NF}')
+		if [ -n "$tag" ] && [ "$tag" = "$(cat "$TAGF")" ]; then
+			echo "C u $tag" >>"$CLOG"
+		fi
+		echo "  (killed during the unmount${tag:+, after its commit})"
+	fi
 	detach_dead
 }
 
@@ -156,7 +182,7 @@ crash_run() {
 	# file must read back as the last check found it.
 	echo "I $ITER" >>"$CLOG"
 	mount_ro
-	python3 "$MODEL" check "$MNT" "$STATE" "$CLOG" "$ITER" \
+	python3 "$MODEL" check "$MNT" "$STATE" "$CLOG" "$TAGF" "$ITER" \
 		"$W/verify.$ITER.out" 0 >"$W/check.out" 2>&1 ||
 		crash_fail "the committed tree does not read back as the model"
 	sed -n 1p "$W/check.out"

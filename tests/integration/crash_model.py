@@ -12,10 +12,14 @@ L')), an overwrite rewrites the file in place with version V+1, a shrink
 truncates (still gen(I, V, L')).
 
 The log (on the host, outside the mount) has one line per event:
-  I N                   iteration N begins (its writer starts)
+  I N TAG               iteration N begins (its writer starts); TAG is the
+                        tag file's tag then
   W PATH ID VER LEN     PATH is about to become gen(ID, VER, LEN)
   W PATH - - -          PATH is about to be removed
-  C N                   fsync/fdatasync returned: commit N of the iteration
+  C N TAG               fsync/fdatasync returned: commit N of the iteration;
+                        TAG is the tag file's tag then (C u TAG: the
+                        daemon reported a commit at unmount, then died)
+  S stopped             the writer stopped between operations (SIGTERM)
   X OP PATH ERR         an operation failed (the daemon was killed); the end
   R PATH WHAT           a read-back through the live mount gave wrong bytes
 A W line is written before its operation starts, a C line after the fsync
@@ -24,12 +28,14 @@ replay of every W line before it: a commit covers the whole volume.
 
 Subcommands:
   seed DIR STATE LOG            the first tree (into DIR, to be protected)
-  write MNT STATE LOG SEED N    iteration N's writer: runs until an
-                                operation fails (exit 3) or a read-back
-                                differs (exit 4)
-  check MNT STATE LOG N VOUT VRC
+  write MNT STATE LOG TAGFILE SEED N
+                                iteration N's writer: runs until an
+                                operation fails (exit 3), a read-back
+                                differs (exit 4) or SIGTERM (exit 5)
+  check MNT STATE LOG TAGFILE N VOUT VRC
                                 check the tree mounted at MNT after the crash
-                                of iteration N against the log; VOUT and VRC
+                                of iteration N against the log and the tag
+                                file; VOUT and VRC
                                 are the output and exit status of
                                 `scone-fspf verify` on the same state; write
                                 the tree as found to STATE; exit 1 on failure
@@ -41,6 +47,7 @@ import json
 import os
 import random
 import re
+import signal
 import sys
 
 LINE = 32
@@ -180,12 +187,19 @@ def cmd_seed(root, state, log):
     del rng
 
 
-def cmd_write(mnt, state, log, seed, iteration):
+def read_tag(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def cmd_write(mnt, state, log, tagfile, seed, iteration):
     files, next_id = load(state)
     rng = random.Random(seed)
     lg = Log(log)
-    lg.put("I %d" % iteration, sync=True)
+    lg.put("I %d %s" % (iteration, read_tag(tagfile)), sync=True)
     ncommit = 0
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     ops = ["create", "overwrite", "append", "shrink", "unlink", "rename",
            "fsync", "readback"]
     # How often this iteration commits: rarely, sometimes or all the time,
@@ -200,12 +214,15 @@ def cmd_write(mnt, state, log, seed, iteration):
         else:
             os.fdatasync(fd)
         ncommit += 1
-        lg.put("C %d" % ncommit, sync=True)
+        lg.put("C %d %s" % (ncommit, read_tag(tagfile)), sync=True)
 
     def new_path(fid):
         return os.path.join(rng.choice(DIRS), "f%04d.dat" % fid)
 
     while True:
+        if stop:  # SIGTERM: stop between two operations
+            lg.put("S stopped", sync=True)
+            sys.exit(5)
         op = rng.choices(ops, weights)[0]
         good = sorted(p for p, v in files.items() if v != "EIO")
         anyf = sorted(files)
@@ -330,13 +347,22 @@ def cmd_write(mnt, state, log, seed, iteration):
             sys.exit(3)
 
 
-def replay(log, iteration, files):
-    """Replay the log of iteration N over the tree it began with: the state at
-    its last commit, the paths changed since, every (path, id, ver, len) ever
-    written, the number of commits, and the iteration's last X/R lines."""
+def replay(log, iteration, files, tag):
+    """Replay the log of iteration N over the tree it began with. Returns the
+    committed state the tag file's tag @tag stands for, the paths changed
+    since, every (path, id, ver, len) ever written, the number of commits,
+    the iteration's X/R/S lines, and what is wrong with the commits.
+
+    The points are the iteration's start and every returned commit, each with
+    the tag file's tag read then. The volume must be at the last point
+    (its tag is the tag file's), or at a commit that had not returned when
+    the daemon died (a tag in no point: then it is taken to be at the last
+    point, with the changes since allowed either way). Being at an earlier
+    point means a commit that returned was lost."""
     written = set()
-    committed, cur = dict(files), dict(files)
-    mods, commits, tail, inside = set(), 0, [], False
+    cur = dict(files)
+    points = []  # (tag, state, paths changed before the next point)
+    tail, inside, problems = [], False, []
     with open(log) as f:
         for line in f:
             w = line.split()
@@ -344,6 +370,8 @@ def replay(log, iteration, files):
                 continue
             if w[0] == "I":
                 inside = int(w[1]) == iteration
+                if inside:
+                    points = [(w[2] if len(w) > 2 else None, dict(cur), set())]
                 continue
             if w[0] == "W" and w[2] != "-":
                 written.add((w[1], int(w[2]), int(w[3]), int(w[4])))
@@ -354,13 +382,30 @@ def replay(log, iteration, files):
                     cur.pop(w[1], None)
                 else:
                     cur[w[1]] = (int(w[2]), int(w[3]), int(w[4]))
-                mods.add(w[1])
+                points[-1][2].add(w[1])
             elif w[0] == "C":
-                committed, mods = dict(cur), set()
-                commits += 1
+                t = w[2] if len(w) > 2 else None
+                prev = points[-1]
+                if t is not None and t == prev[0] and prev[2]:
+                    problems.append(
+                        "commit %s returned with the tag of the commit before, "
+                        "after changes to %s" % (w[1], " ".join(sorted(prev[2]))))
+                points.append((t, dict(cur), set()))
             else:
                 tail.append(line.rstrip("\n"))
-    return committed, mods, written, commits, tail
+    at = len(points) - 1
+    if tag is not None and points[-1][0] is not None:
+        hits = [i for i, p in enumerate(points) if p[0] == tag]
+        if hits and hits[-1] != at:
+            problems.append(
+                "the tag file holds the tag of %s, but %d commits returned after it: "
+                "a commit that returned was lost" % (
+                    "the iteration's start" if hits[-1] == 0 else
+                    "commit %d" % hits[-1], at - hits[-1]))
+        if not hits:
+            tail.append("the tag file's tag is of a commit that had not returned")
+    mods = points[at][2]
+    return points[at][1], mods, written, len(points) - 1, tail, problems
 
 
 def read_outcome(root, rel):
@@ -384,10 +429,11 @@ def show(v):
     return "%d bytes I%d V%d" % (v[2], v[0], v[1])
 
 
-def cmd_check(mnt, state, log, iteration, vout, vrc):
+def cmd_check(mnt, state, log, tagfile, iteration, vout, vrc):
     files, next_id = load(state)
-    committed, mods, written, commits, tail = replay(log, iteration, files)
-    bad, notes = [], []
+    committed, mods, written, commits, tail, bad = replay(
+        log, iteration, files, read_tag(tagfile))
+    notes = []
     present, dirs = set(), set()
     for top, dnames, fnames in os.walk(mnt, onerror=lambda e: bad.append(
             "listing: %s" % e)):
@@ -467,8 +513,8 @@ def cmd_check(mnt, state, log, iteration, vout, vrc):
           "%d unreadable, %d committed but gone, %d uncommitted leftovers named "
           "by verify" % (iteration, commits, len(found), len(mods), len(eio),
                          len(gone), len(strays)))
-    if tail:
-        print("  writer's end: %s" % " | ".join(tail[-2:]))
+    for t in tail[-3:]:
+        print("  " + t)
     for n in notes:
         print("  note: " + n)
     if strays:
@@ -486,11 +532,12 @@ def main(argv):
     if cmd == "seed" and len(argv) == 5:
         cmd_seed(*argv[2:5])
         return 0
-    if cmd == "write" and len(argv) == 7:
-        cmd_write(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]))
+    if cmd == "write" and len(argv) == 8:
+        cmd_write(argv[2], argv[3], argv[4], argv[5], int(argv[6]), int(argv[7]))
         return 0
-    if cmd == "check" and len(argv) == 8:
-        return cmd_check(argv[2], argv[3], argv[4], int(argv[5]), argv[6], int(argv[7]))
+    if cmd == "check" and len(argv) == 9:
+        return cmd_check(argv[2], argv[3], argv[4], argv[5], int(argv[6]), argv[7],
+                         int(argv[8]))
     if cmd == "drop-eio" and len(argv) == 3:
         files, next_id = load(argv[2])
         for p, v in sorted(files.items()):
