@@ -12,14 +12,15 @@ L')), an overwrite rewrites the file in place with version V+1, a shrink
 truncates (still gen(I, V, L')).
 
 The log (on the host, outside the mount) has one line per event:
-  I N TAG               iteration N begins (its writer starts); TAG is the
-                        tag file's tag then
+  I N TAG               iteration N begins (written by the caller before
+                        it starts the writer); TAG is the tag file's tag
   W PATH ID VER LEN     PATH is about to become gen(ID, VER, LEN)
   W PATH - - -          PATH is about to be removed
   C N TAG               fsync/fdatasync returned: commit N of the iteration;
                         TAG is the tag file's tag then (C u TAG: the
                         daemon reported a commit at unmount, then died)
   S stopped             the writer stopped between operations (SIGTERM)
+  N PATH NOTE           a note (an unreadable file refused O_TRUNC)
   X OP PATH ERR         an operation failed (the daemon was killed); the end
   R PATH WHAT           a read-back through the live mount gave wrong bytes
 A W line is written before its operation starts, a C line after the fsync
@@ -35,12 +36,14 @@ Subcommands:
   check MNT STATE LOG TAGFILE N VOUT VRC
                                 check the tree mounted at MNT after the crash
                                 of iteration N against the log and the tag
-                                file; VOUT and VRC
-                                are the output and exit status of
-                                `scone-fspf verify` on the same state; write
-                                the tree as found to STATE; exit 1 on failure
+                                file; VOUT and VRC are the output and exit
+                                status of `scone-fspf verify` on the same
+                                state; write the tree as found to STATE;
+                                exit 1 on failure
   drop-eio STATE                print the paths that read back EIO and drop
                                 them from STATE (the caller removes them)
+  leftovers STATE               print the paths verify named last as host
+                                files of creates never committed
 """
 import errno
 import json
@@ -103,15 +106,18 @@ def load(path):
     files = {}
     for p, v in st["files"].items():
         files[p] = v if v == "EIO" else tuple(v)
-    return files, st["next_id"]
+    return files, st["next_id"], set(st.get("leftovers", []))
 
 
-def save(path, files, next_id):
+def save(path, files, next_id, leftovers=()):
+    """The tree as found: path -> [id, ver, len] or "EIO"; the next free id;
+    the paths verify names as "not in the fspf" that are absent in the mount
+    (host files of creates that were never committed)."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump({"files": {p: (v if v == "EIO" else list(v))
                              for p, v in sorted(files.items())},
-                   "next_id": next_id}, f, indent=1)
+                   "next_id": next_id, "leftovers": sorted(leftovers)}, f, indent=1)
     os.replace(tmp, path)
 
 
@@ -193,13 +199,12 @@ def read_tag(path):
 
 
 def cmd_write(mnt, state, log, tagfile, seed, iteration):
-    files, next_id = load(state)
-    rng = random.Random(seed)
-    lg = Log(log)
-    lg.put("I %d %s" % (iteration, read_tag(tagfile)), sync=True)
-    ncommit = 0
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    files, next_id, _ = load(state)
+    rng = random.Random(seed)
+    lg = Log(log)  # its "I N TAG" line is the caller's
+    ncommit = 0
     ops = ["create", "overwrite", "append", "shrink", "unlink", "rename",
            "fsync", "readback"]
     # How often this iteration commits: rarely, sometimes or all the time,
@@ -261,8 +266,17 @@ def cmd_write(mnt, state, log, tagfile, seed, iteration):
                 n = pick_len(rng)
                 data = gen(fid, ver, n)
                 lg.put("W %s %d %d %d" % (path, fid, ver, n))
-                fd = os.open(os.path.join(mnt, path), os.O_WRONLY | flags |
-                             (os.O_CREAT if old == "EIO" else 0), 0o644)
+                host = os.path.join(mnt, path)
+                try:
+                    fd = os.open(host, os.O_WRONLY | flags, 0o644)
+                except OSError as e:
+                    if old != "EIO" or e.errno != errno.EIO:
+                        raise
+                    # A file the crash left unreadable may refuse even
+                    # O_TRUNC: remove it and create it anew.
+                    lg.put("N %s: open with O_TRUNC gives EIO; unlink and create" % path)
+                    os.unlink(host)
+                    fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 try:
                     ps = pieces(rng, n)
                     if rng.random() < 0.3:
@@ -323,8 +337,8 @@ def cmd_write(mnt, state, log, tagfile, seed, iteration):
                 del files[path]
                 files[dst] = v
                 path = path + "->" + dst
-            elif op == "fsync":
-                path = rng.choice(anyf)
+            elif op == "fsync" and good:
+                path = rng.choice(good)
                 mode = os.O_RDONLY if rng.random() < 0.5 else os.O_WRONLY
                 fd = os.open(os.path.join(mnt, path), mode)
                 try:
@@ -393,6 +407,9 @@ def replay(log, iteration, files, tag):
                 points.append((t, dict(cur), set()))
             else:
                 tail.append(line.rstrip("\n"))
+    if not points:
+        return dict(files), set(), written, 0, tail, [
+            "no line 'I %d' in the log" % iteration]
     at = len(points) - 1
     if tag is not None and points[-1][0] is not None:
         hits = [i for i, p in enumerate(points) if p[0] == tag]
@@ -430,7 +447,7 @@ def show(v):
 
 
 def cmd_check(mnt, state, log, tagfile, iteration, vout, vrc):
-    files, next_id = load(state)
+    files, next_id, old_leftovers = load(state)
     committed, mods, written, commits, tail, bad = replay(
         log, iteration, files, read_tag(tagfile))
     notes = []
@@ -500,7 +517,7 @@ def cmd_check(mnt, state, log, tagfile, iteration, vout, vrc):
     for p in sorted(eio - set(named)):
         bad.append("%s: reads EIO but verify does not name it" % p)
     for p in sorted(set(named) - eio):
-        if p in mods and p not in found:
+        if (p in mods or p in old_leftovers) and p not in found:
             strays.append(p)  # absent in the mount, left on the host
             if not all(m.startswith("not in the fspf") for m in named[p]):
                 bad.append("%s: absent in the mount, verify says '%s'" % (
@@ -510,20 +527,25 @@ def cmd_check(mnt, state, log, tagfile, iteration, vout, vrc):
                 p, "; ".join(named[p]), describe(outcome.get(p))))
     gone = sorted(p for p in mods if p in committed and p not in found)
     print("iteration %d: %d commits, %d files, %d changed after the last commit, "
-          "%d unreadable, %d committed but gone, %d uncommitted leftovers named "
-          "by verify" % (iteration, commits, len(found), len(mods), len(eio),
-                         len(gone), len(strays)))
-    for t in tail[-3:]:
+          "%d unreadable, %d committed but gone; verify names %d leftovers of "
+          "uncommitted creates (%d new)" % (
+              iteration, commits, len(found), len(mods), len(eio), len(gone),
+              len(strays), len(set(strays) - old_leftovers)))
+    refused = [t for t in tail if t.startswith("N ")]
+    if refused:
+        print("  %d unreadable files refused O_TRUNC (EIO), e.g. %s" % (
+            len(refused), refused[0].split()[1]))
+    for t in [t for t in tail if not t.startswith("N ")][-3:]:
         print("  " + t)
     for n in notes:
         print("  note: " + n)
-    if strays:
-        print("  leftovers: %s" % " ".join(strays))
+    if set(strays) - old_leftovers:
+        print("  new leftovers: %s" % " ".join(sorted(set(strays) - old_leftovers)))
     if bad:
         for b in bad:
             print("FAIL: " + b)
         return 1
-    save(state, found, next_id)
+    save(state, found, next_id, strays)
     return 0
 
 
@@ -539,12 +561,16 @@ def main(argv):
         return cmd_check(argv[2], argv[3], argv[4], argv[5], int(argv[6]), argv[7],
                          int(argv[8]))
     if cmd == "drop-eio" and len(argv) == 3:
-        files, next_id = load(argv[2])
+        files, next_id, leftovers = load(argv[2])
         for p, v in sorted(files.items()):
             if v == "EIO":
                 print(p)
                 del files[p]
-        save(argv[2], files, next_id)
+        save(argv[2], files, next_id, leftovers)
+        return 0
+    if cmd == "leftovers" and len(argv) == 3:
+        for p in sorted(load(argv[2])[2]):
+            print(p)
         return 0
     print(__doc__, file=sys.stderr)
     return 2
