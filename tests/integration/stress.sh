@@ -46,25 +46,25 @@ numjobs=2
 [seq-4k]
 rw=write
 bs=4k
-size=$((4096 * 2048))
+size=$((4096 * 4096))
 end_fsync=1
 
 [rand-3000]
 rw=randwrite
 bs=3000
-size=$((3000 * 2048))
+size=$((3000 * 4096))
 
 [rand-512-20k-overwrite]
 rw=randwrite
 bsrange=512-20k
 overwrite=1
 fsync=16
-size=$((4096 * 1024))
+size=$((4096 * 2048))
 
 [seq-5555-fdatasync]
 rw=write
 bs=5555
-size=$((5555 * 1000))
+size=$((5555 * 2000))
 fdatasync=8
 EOF
 }
