@@ -31,7 +31,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # The fio job file: every size a multiple of its block size, so that the
 # verify-only pass finds every file as the write pass left it (fio would
 # lay a shorter file out again, overwriting it). About 50 MB in all: 3 s
-# alone here, 4 s with ASan, 12 s beside the other tests; each job must
+# alone here, 4 s with ASan, 10 s beside the stress-ng case; each job must
 # finish within runtime, or the verify-only pass would find blocks missing.
 write_fio_job() {
 	cat >"$W/job.fio" <<EOF
