@@ -17,9 +17,10 @@
 # read-backs, and fsync/fdatasync at random points, each logged on the host
 # once it returned), kill -9 the daemon after a random delay, detach the dead
 # mount; or stop the writer, unmount and kill -9 the daemon during the
-# unmount's commit. The next iteration continues from the tree as found. At the end,
-# the unreadable files are removed, a clean unmount commits, verify must
-# pass and a read-only mount must show exactly the model.
+# unmount's commit. The next iteration continues from the tree as found. At
+# the end, the unreadable files are removed, a clean unmount commits, a
+# read-only mount must show exactly the model, and verify must pass: by then
+# nothing, not even a leftover of an uncommitted create, may be named.
 # FSHIELD_TEST_SEED fixes the writers' choices (not the moments of the
 # kills); FSHIELD_CRASH_SECONDS and FSHIELD_CRASH_ITERATIONS bound the loop;
 # FSHIELD_KEEP=DIR keeps the workspace of a failed run there.
