@@ -82,6 +82,10 @@ cleanup_rw() {
 	fi
 }
 on_exit cleanup_rw
+# A timeout (meson sends SIGTERM) or ^C must also unmount and end the daemons:
+# turn them into an exit, which runs the exit hooks.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # make_volume -e|-a [DIR]: the volume, protected in place from a copy of DIR.
 make_volume() {
