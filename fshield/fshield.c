@@ -58,6 +58,13 @@ struct fshield_volume {
 	uint8_t tag[FSHIELD_TAG_BYTES];
 	struct node *nodes;	/* open protected files */
 	struct fspf *eph;	/* ephemeral regions' entries, or NULL */
+	struct reserved {	/* our own files: see host_guard() */
+		dev_t dev;
+		ino_t ino;
+		char name[NAME_MAX + 1];
+		bool prefix;
+	} reserved[5];
+	size_t reserved_count;
 	char *eph_dir;		/* their private backing directory */
 	fshield_log_fn log;
 	void *log_ctx;
@@ -171,6 +178,9 @@ static int take_lock(struct fshield_volume *vol)
 	return 0;
 }
 
+static void reserve(struct fshield_volume *vol, const char *path,
+		    const char *suffix, bool prefix);
+
 static int remove_one(const char *path, const struct stat *st, int type,
 		      struct FTW *ftw)
 {
@@ -260,6 +270,68 @@ static void eph_remove(struct fshield_volume *vol)
 	free(vol->eph_dir);
 }
 
+/*
+ * The fspf is not the expected one: a writer that died between naming its
+ * new tag (the tag file) and renaming the new fspf into place left that
+ * fspf, complete and fsynced, beside it. Take it if it is the expected one;
+ * a writer also puts it in place. Else @err (or success, for the caller to
+ * find the stale tag).
+ */
+static int roll_forward(struct fshield_volume *vol, const uint8_t *expected,
+			int err)
+{
+	struct fspf *f;
+	char *pending;
+
+	if (fspf_load_pending(vol->fspf_path, vol->key, expected, &f, &pending))
+		return err;
+	if (writable(vol) && rename(pending, vol->fspf_path) < 0) {
+		vol_log(vol, FSHIELD_LOG_ERR,
+			"cannot complete the interrupted commit of '%s' (%s): %s",
+			vol->fspf_path, pending, strerror(errno));
+		fspf_free(f);
+		free(pending);
+		return err;
+	}
+	vol_log(vol, FSHIELD_LOG_WARNING,
+		"'%s': %s the interrupted commit of its expected tag (%s)",
+		vol->fspf_path, writable(vol) ? "completed" : "reading", pending);
+	fspf_free(vol->fspf);
+	vol->fspf = f;
+	memcpy(vol->tag, expected, FSHIELD_TAG_BYTES);
+	free(pending);
+	return 0;
+}
+
+/* Temporary files of commits that never completed: ours to remove. */
+static void remove_stale_commits(struct fshield_volume *vol)
+{
+	const char *slash = strrchr(vol->fspf_path, '/');
+	const char *base = slash ? slash + 1 : vol->fspf_path;
+	char dir[PATH_MAX], path[PATH_MAX + NAME_MAX + 2];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%.*s",
+		 slash ? (int)(slash - vol->fspf_path + 1) : 1,
+		 slash ? vol->fspf_path : ".");
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, base, strlen(base)) ||
+		    strncmp(de->d_name + strlen(base), ".tmp.", 5))
+			continue;
+		snprintf(path, sizeof(path), "%s%s", slash ? dir : "",
+			 de->d_name);
+		if (unlink(path) == 0)
+			vol_log(vol, FSHIELD_LOG_INFO,
+				"removed %s, left by a commit that never completed",
+				path);
+	}
+	closedir(d);
+}
+
 EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 			       struct fshield_volume **vol_ret)
 {
@@ -301,6 +373,9 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 	if (err)
 		goto fail;
 	err = fspf_load(cfg->fspf_path, vol->key, &vol->fspf, vol->tag);
+	if (cfg->expected_tag &&
+	    (err || !fsh_memeq(cfg->expected_tag, vol->tag, FSHIELD_TAG_BYTES)))
+		err = roll_forward(vol, cfg->expected_tag, err);
 	if (err) {
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot open '%s': %s",
 			cfg->fspf_path, fspf_strerror(err));
@@ -338,6 +413,15 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 	err = eph_setup(vol);
 	if (err)
 		goto fail;
+	if (writable(vol))
+		remove_stale_commits(vol); /* we hold the writer's lock */
+	reserve(vol, vol->fspf_path, "", false);
+	reserve(vol, vol->fspf_path, ".lock", false);
+	reserve(vol, vol->fspf_path, ".tmp.", true);
+	if (vol->tag_path) {
+		reserve(vol, vol->tag_path, "", false);
+		reserve(vol, vol->tag_path, ".", true);
+	}
 	*vol_ret = vol;
 	return 0;
 fail:
@@ -425,8 +509,23 @@ static int write_tag_file(struct fshield_volume *vol)
 		err = -errno;
 	if (!err && rename(tmp, vol->tag_path) < 0)
 		err = -errno;
-	if (err)
+	if (err) {
 		unlink(tmp);
+	} else { /* the rename itself durable */
+		char *slash = strrchr(vol->tag_path, '/');
+		int dfd;
+
+		if (slash)
+			*slash = '\0';
+		dfd = open(slash ? (*vol->tag_path ? vol->tag_path : "/") : ".",
+			   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (slash)
+			*slash = '/';
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
 out:
 	if (err)
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot write the tag file '%s': %s",
@@ -438,7 +537,8 @@ out:
 /* Called with vol->lock held for writing. */
 static int commit_locked(struct fshield_volume *vol)
 {
-	uint8_t tag[FSHIELD_TAG_BYTES];
+	uint8_t tag[FSHIELD_TAG_BYTES], old[FSHIELD_TAG_BYTES];
+	struct fspf_pending *pending;
 	char hex[2 * FSHIELD_TAG_BYTES + 1];
 	int err;
 
@@ -448,18 +548,40 @@ static int commit_locked(struct fshield_volume *vol)
 	err = sync_regions(vol);
 	if (err)
 		return err;
-	err = fspf_store(vol->fspf, vol->fspf_path, vol->key, tag);
+	/*
+	 * The new fspf is written and synced first; then the tag file names
+	 * it (the commit point); then it is renamed into place. A crash in
+	 * between leaves it complete beside the old one, where the next open
+	 * with the tag file's tag finds it (roll_forward()).
+	 */
+	err = fspf_store_begin(vol->fspf, vol->fspf_path, vol->key, &pending,
+			       tag);
 	if (err) {
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot commit '%s': %s",
 			vol->fspf_path, strerror(-err));
 		return err;
 	}
+	memcpy(old, vol->tag, sizeof(old));
 	memcpy(vol->tag, tag, sizeof(tag));
+	if (vol->tag_path && (err = write_tag_file(vol))) {
+		fspf_store_abort(pending);
+		memcpy(vol->tag, old, sizeof(old));
+		return err;
+	}
+	err = fspf_store_finish(pending);
+	if (err) {
+		vol_log(vol, FSHIELD_LOG_ERR, "cannot commit '%s': %s",
+			vol->fspf_path, strerror(-err));
+		memcpy(vol->tag, old, sizeof(old));
+		if (vol->tag_path)
+			write_tag_file(vol); /* back to the fspf in place */
+		return err;
+	}
 	vol->dirty = false;
 	fsh_hex_encode(tag, sizeof(tag), hex);
 	vol_log(vol, FSHIELD_LOG_INFO, "committed '%s': new tag %s",
 		vol->fspf_path, hex);
-	return vol->tag_path ? write_tag_file(vol) : 0;
+	return 0;
 }
 
 static int flush_all(struct fshield_volume *vol);
@@ -586,6 +708,72 @@ static int host_path(struct fshield_volume *vol, const struct where *w,
 {
 	return fspf_host_path(w->model == vol->eph ? "/" : vol->root,
 			      vol->fspf_path, w->region, path, out, size);
+}
+
+/*
+ * The volume's own files (the fspf, its lock and temporary files, the tag
+ * file and its temporary files) must never be written through the volume:
+ * they may lie in a region's host directory (a volume keeps its fspf in
+ * it). Compared by directory identity and name.
+ */
+static void reserve(struct fshield_volume *vol, const char *path,
+		    const char *suffix, bool prefix)
+{
+	struct reserved *r;
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (vol->reserved_count == sizeof(vol->reserved) / sizeof(*vol->reserved))
+		return;
+	if (slash)
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path + 1), path);
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (stat(dir, &st) < 0)
+		return;
+	r = &vol->reserved[vol->reserved_count++];
+	r->dev = st.st_dev;
+	r->ino = st.st_ino;
+	snprintf(r->name, sizeof(r->name), "%s%s", slash ? slash + 1 : path,
+		 suffix);
+	r->prefix = prefix;
+}
+
+static int host_guard(struct fshield_volume *vol, const char *host)
+{
+	const char *slash = strrchr(host, '/'), *name;
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (!slash || !vol->reserved_count)
+		return 0;
+	name = slash + 1;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - host + 1), host);
+	if (stat(dir, &st) < 0)
+		return 0; /* a new directory holds nothing of ours */
+	for (size_t i = 0; i < vol->reserved_count; i++) {
+		const struct reserved *r = &vol->reserved[i];
+
+		if (r->dev == st.st_dev && r->ino == st.st_ino &&
+		    (r->prefix ? !strncmp(name, r->name, strlen(r->name))
+			       : !strcmp(name, r->name))) {
+			vol_log(vol, FSHIELD_LOG_ERR,
+				"refusing to change %s through the volume: it is the volume's own file",
+				host);
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
+/* host_path() of a path about to be changed: never one of our own files. */
+static int host_path_w(struct fshield_volume *vol, const struct where *w,
+		       const char *path, char *out, size_t size)
+{
+	int err = host_path(vol, w, path, out, size);
+
+	return err ? err : host_guard(vol, out);
 }
 
 /* Where a new protected entry at @path would go: its region, writable. */
@@ -1540,7 +1728,7 @@ static int open_protected(struct fshield_volume *vol, const char *path,
 
 		err = locate_new(vol, path, &w);
 		if (!err)
-			err = host_path(vol, &w, path, host, sizeof(host));
+			err = host_path_w(vol, &w, path, host, sizeof(host));
 		if (err)
 			return err;
 		e.path = strdup(path);
@@ -1609,7 +1797,8 @@ EXPORT int fshield_open(struct fshield_volume *vol, const char *path,
 	}
 	if ((!err || err == -ENOENT) && w.region && !w.is_protected) {
 		/* Not protected: the host's file, as asked. */
-		err = host_path(vol, &w, path, host, sizeof(host));
+		err = wants_write ? host_path_w(vol, &w, path, host, sizeof(host))
+				  : host_path(vol, &w, path, host, sizeof(host));
 		pthread_rwlock_unlock(&vol->lock);
 		if (!err) {
 			f->fd = open(host, (flags & ~O_NOFOLLOW) | O_CLOEXEC |
@@ -1854,7 +2043,7 @@ EXPORT int fshield_mkdir(struct fshield_volume *vol, const char *path,
 	if (err < 0)
 		return err;
 	if (w.region && !w.is_protected) {
-		err = host_path(vol, &w, path, host, sizeof(host));
+		err = host_path_w(vol, &w, path, host, sizeof(host));
 		if (!err && mkdir(host, mode) < 0)
 			err = -errno;
 		return change_end(vol, err);
@@ -1863,7 +2052,7 @@ EXPORT int fshield_mkdir(struct fshield_volume *vol, const char *path,
 		return change_end(vol, -EEXIST);
 	err = locate_new(vol, path, &w);
 	if (!err)
-		err = host_path(vol, &w, path, host, sizeof(host));
+		err = host_path_w(vol, &w, path, host, sizeof(host));
 	if (err)
 		return change_end(vol, err);
 	e.path = strdup(path);
@@ -1905,7 +2094,7 @@ EXPORT int fshield_symlink(struct fshield_volume *vol, const char *target,
 	if (err < 0)
 		return err;
 	if (w.region && !w.is_protected) {
-		err = host_path(vol, &w, path, host, sizeof(host));
+		err = host_path_w(vol, &w, path, host, sizeof(host));
 		if (!err && symlink(target, host) < 0)
 			err = -errno;
 		return change_end(vol, err);
@@ -1914,7 +2103,7 @@ EXPORT int fshield_symlink(struct fshield_volume *vol, const char *target,
 		return change_end(vol, -EEXIST);
 	err = locate_new(vol, path, &w);
 	if (!err)
-		err = host_path(vol, &w, path, host, sizeof(host));
+		err = host_path_w(vol, &w, path, host, sizeof(host));
 	if (err)
 		return change_end(vol, err);
 	e.path = strdup(path);
@@ -1952,7 +2141,7 @@ EXPORT int fshield_unlink(struct fshield_volume *vol, const char *path)
 	if (err < 0)
 		return err;
 	if (w.region && !w.is_protected) {
-		err = host_path(vol, &w, path, host, sizeof(host));
+		err = host_path_w(vol, &w, path, host, sizeof(host));
 		if (!err && unlink(host) < 0)
 			err = -errno;
 		return change_end(vol, err);
@@ -1961,7 +2150,7 @@ EXPORT int fshield_unlink(struct fshield_volume *vol, const char *path)
 		return change_end(vol, -ENOENT);
 	if (!w.entry || w.entry->type == FSPF_DIR)
 		return change_end(vol, -EISDIR);
-	err = host_path(vol, &w, path, host, sizeof(host));
+	err = host_path_w(vol, &w, path, host, sizeof(host));
 	if (!err && unlink(host) < 0 && errno != ENOENT)
 		err = -errno;
 	if (!err)
@@ -1983,7 +2172,7 @@ EXPORT int fshield_rmdir(struct fshield_volume *vol, const char *path)
 	if (err < 0)
 		return err;
 	if (w.region && !w.is_protected) {
-		err = host_path(vol, &w, path, host, sizeof(host));
+		err = host_path_w(vol, &w, path, host, sizeof(host));
 		if (!err && rmdir(host) < 0)
 			err = -errno;
 		return change_end(vol, err);
@@ -1997,7 +2186,7 @@ EXPORT int fshield_rmdir(struct fshield_volume *vol, const char *path)
 	fspf_entry_range(w.model, path, &first, &end);
 	if (end - first > 1)
 		return change_end(vol, -ENOTEMPTY);
-	err = host_path(vol, &w, path, host, sizeof(host));
+	err = host_path_w(vol, &w, path, host, sizeof(host));
 	if (!err && rmdir(host) < 0 && errno != ENOENT)
 		/* Stray host files there are not ours; the fspf says empty. */
 		vol_log(vol, FSHIELD_LOG_DEBUG, "host directory %s stays: %s",
@@ -2032,9 +2221,9 @@ EXPORT int fshield_rename(struct fshield_volume *vol, const char *from,
 	if (wf.region && !wf.is_protected) {
 		if (!wt.region || wt.is_protected)
 			return change_end(vol, -EXDEV);
-		err = host_path(vol, &wf, from, hfrom, sizeof(hfrom));
+		err = host_path_w(vol, &wf, from, hfrom, sizeof(hfrom));
 		if (!err)
-			err = host_path(vol, &wt, to, hto, sizeof(hto));
+			err = host_path_w(vol, &wt, to, hto, sizeof(hto));
 		if (!err && renameat2(AT_FDCWD, hfrom, AT_FDCWD, hto,
 				      flags & FSHIELD_RENAME_NOREPLACE
 					      ? RENAME_NOREPLACE
@@ -2083,9 +2272,9 @@ EXPORT int fshield_rename(struct fshield_volume *vol, const char *from,
 		}
 	}
 	if (!err)
-		err = host_path(vol, &wf, from, hfrom, sizeof(hfrom));
+		err = host_path_w(vol, &wf, from, hfrom, sizeof(hfrom));
 	if (!err)
-		err = host_path(vol, &wt, to, hto, sizeof(hto));
+		err = host_path_w(vol, &wt, to, hto, sizeof(hto));
 	if (!err)
 		err = host_mkdirs(hto);
 	if (err)
@@ -2143,7 +2332,7 @@ static int set_attr(struct fshield_volume *vol, const char *path,
 	if (err < 0)
 		return err;
 	if (w.region && !w.is_protected) {
-		err = host_path(vol, &w, path, host, sizeof(host));
+		err = host_path_w(vol, &w, path, host, sizeof(host));
 		if (!err)
 			err = host_fn(host, arg);
 		return change_end(vol, err);

@@ -5,6 +5,7 @@
  * Paths are ordered with '/' ranking below every other byte, so that a
  * directory's subtree is one contiguous run of the sorted entry table.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1830,6 +1831,51 @@ int fspf_load(const char *path, const struct fsh_key *key,
 out:
 	free(buf);
 	close(fd);
+	return err;
+}
+
+int fspf_load_pending(const char *path, const struct fsh_key *key,
+		      const uint8_t expected[FSH_TAG_BYTES],
+		      struct fspf **fspf_ret, char **pending_ret)
+{
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	size_t blen = strlen(base);
+	char dir[PATH_MAX], *cand = NULL;
+	struct dirent *de;
+	int err = -ENOENT;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path + 1) : 1,
+		 slash ? path : ".");
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while (err && (de = readdir(d))) {
+		uint8_t tag[FSH_TAG_BYTES];
+		struct fspf *f;
+
+		if (strncmp(de->d_name, base, blen) ||
+		    strncmp(de->d_name + blen, ".tmp.", 5))
+			continue;
+		if (asprintf(&cand, "%s%s", slash ? dir : "", de->d_name) < 0) {
+			cand = NULL;
+			err = -ENOMEM;
+			break;
+		}
+		if (fspf_load(cand, key, &f, tag) == 0) {
+			if (fsh_memeq(tag, expected, FSH_TAG_BYTES)) {
+				*fspf_ret = f;
+				*pending_ret = cand;
+				cand = NULL;
+				err = 0;
+			} else {
+				fspf_free(f);
+			}
+		}
+		free(cand);
+		cand = NULL;
+	}
+	closedir(d);
 	return err;
 }
 

@@ -213,6 +213,20 @@ int fspf_store_finish(struct fspf_pending *pending);
 /** fspf_store_abort() - remove the temporary file and free @pending. NULL-safe. */
 void fspf_store_abort(struct fspf_pending *pending);
 
+/**
+ * fspf_load_pending() - find the new fspf of an interrupted commit: a
+ * temporary file of fspf_store_begin() beside @path ("<path>.tmp.*") that
+ * verifies under @key with tag @expected. A writer that names its new tag
+ * (a tag file) before it renames the new fspf into place leaves exactly
+ * this behind when it dies in between.
+ * @pending_ret: the temporary file's path, for the caller to free (and to
+ *               rename over @path, if it may write).
+ * Return: 0, -ENOENT (none), or the errno of reading the directory.
+ */
+int fspf_load_pending(const char *path, const struct fsh_key *key,
+		      const uint8_t expected[FSH_TAG_BYTES],
+		      struct fspf **fspf_ret, char **pending_ret);
+
 /** fspf_is_encrypted() - false when it was decoded from a zero-key fspf. */
 bool fspf_is_encrypted(const struct fspf *fspf);
 

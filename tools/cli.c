@@ -325,6 +325,22 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 		goto fail;
 	}
 	err = fspf_load(path, key, &fspf, tag_ret);
+	if (have > 0 && key &&
+	    (err || !fsh_memeq(expected, tag_ret, FSH_TAG_BYTES))) {
+		/* A writer that died mid-commit left the expected fspf beside. */
+		struct fspf *pend;
+		char *pend_path;
+
+		if (fspf_load_pending(path, key, expected, &pend, &pend_path) == 0) {
+			cli_note("'%s': a commit was interrupted; using its new fspf %s, which has the expected tag",
+				 path, pend_path);
+			free(pend_path);
+			fspf_free(fspf);
+			fspf = pend;
+			memcpy(tag_ret, expected, FSH_TAG_BYTES);
+			err = 0;
+		}
+	}
 	if (err == -ENOKEY) {
 		cli_error("cannot open '%s': the fspf is encrypted: give its key with --key-file, --key-fd or SCONE_FSPF_KEY",
 			  path);

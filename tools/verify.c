@@ -54,6 +54,9 @@ struct verify {
 	struct fspf *fspf;
 	dev_t fspf_dev;
 	ino_t fspf_ino;
+	dev_t fspf_dir_dev; /* the fspf's directory, for its companions */
+	ino_t fspf_dir_ino;
+	const char *fspf_base;
 	struct problem *problems;
 	size_t problem_count, problem_cap;
 	pthread_mutex_t lock;
@@ -224,12 +227,27 @@ static int check_entry(struct verify *v, const struct fspf_entry *e,
 	return 0;
 }
 
+/*
+ * Whether @name is one of the files the runtime keeps beside fspf @base: its
+ * writer lock and the temporary files of a commit (left by a crash). The
+ * runtime never lets a protected path take these names.
+ */
+static bool is_companion(const char *base, const char *name)
+{
+	size_t n = strlen(base);
+
+	return !strncmp(name, base, n) &&
+	       (!strcmp(name + n, ".lock") || !strncmp(name + n, ".tmp.", 5));
+}
+
 /* Walk the host directory of a region: anything not recorded is extra. */
 static int walk_extra(struct verify *v, size_t ri, const char *host,
 		      const char *path)
 {
 	DIR *d = opendir(host);
 	struct dirent *de;
+	struct stat dst;
+	bool fspf_dir;
 	int err = 0;
 
 	if (!d) {
@@ -238,6 +256,8 @@ static int walk_extra(struct verify *v, size_t ri, const char *host,
 			       host, strerror(errno));
 		return 0;
 	}
+	fspf_dir = fstat(dirfd(d), &dst) == 0 && v->fspf_base &&
+		   dst.st_dev == v->fspf_dir_dev && dst.st_ino == v->fspf_dir_ino;
 	while (!err && (de = readdir(d))) {
 		char child_host[PATH_MAX], child[FSPF_PATH_MAX_BYTES + NAME_MAX];
 		const struct fspf_entry *e;
@@ -246,6 +266,8 @@ static int walk_extra(struct verify *v, size_t ri, const char *host,
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
+		if (fspf_dir && is_companion(v->fspf_base, de->d_name))
+			continue; /* the runtime's lock and commit files */
 		if (snprintf(child_host, sizeof(child_host), "%s/%s", host,
 			     de->d_name) >= (int)sizeof(child_host) ||
 		    snprintf(child, sizeof(child), "%s/%s",
@@ -426,8 +448,19 @@ int cmd_verify(int argc, char **argv)
 	ret = 1;
 	pthread_mutex_init(&v.lock, NULL);
 	if (stat(v.fspf_path, &st) == 0) {
+		char *slash = strrchr(v.fspf_path, '/');
+		char dir[PATH_MAX];
+
 		v.fspf_dev = st.st_dev;
 		v.fspf_ino = st.st_ino;
+		snprintf(dir, sizeof(dir), "%.*s",
+			 slash ? (int)(slash - v.fspf_path + 1) : 1,
+			 slash ? v.fspf_path : ".");
+		if (stat(dir, &st) == 0) {
+			v.fspf_dir_dev = st.st_dev;
+			v.fspf_dir_ino = st.st_ino;
+			v.fspf_base = slash ? slash + 1 : v.fspf_path;
+		}
 	}
 	if (!fspf_is_encrypted(v.fspf))
 		cli_note("'%s' is not encrypted yet (sealed under the all-zero key): its tag is a checksum, not a secret",
