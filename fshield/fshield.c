@@ -53,7 +53,8 @@ struct fshield_volume {
 	char *tag_path;		/* where each new tag goes, or NULL */
 	struct fsh_key *key;	/* kept to seal commits; NULL: zero key */
 	unsigned flags;
-	int lock_fd;		/* flock of <fspf>.lock, or -1 */
+	int lock_fd;		/* flock of <fspf>.lock, or -1; the journal */
+	uint64_t journal_len;	/* bytes of journal in it */
 	bool dirty;		/* the model differs from the stored fspf */
 	uint8_t tag[FSHIELD_TAG_BYTES];
 	struct node *nodes;	/* open protected files */
@@ -180,11 +181,24 @@ static int take_lock(struct fshield_volume *vol)
 
 static void reserve(struct fshield_volume *vol, const char *path,
 		    const char *suffix, bool prefix);
+static void journal_replay(struct fshield_volume *vol);
+static int host_mkdirs(char *host);
 
 static int remove_one(const char *path, const struct stat *st, int type,
 		      struct FTW *ftw)
 {
 	return (type == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -1 : 0;
+}
+
+/* As remove_one(), going on past what cannot be removed. */
+static int remove_tree(const char *path, const struct stat *st, int type,
+		       struct FTW *ftw)
+{
+	if (type == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
 }
 
 /*
@@ -413,8 +427,10 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 	err = eph_setup(vol);
 	if (err)
 		goto fail;
-	if (writable(vol))
-		remove_stale_commits(vol); /* we hold the writer's lock */
+	if (writable(vol)) { /* we hold the writer's lock */
+		remove_stale_commits(vol);
+		journal_replay(vol);
+	}
 	reserve(vol, vol->fspf_path, "", false);
 	reserve(vol, vol->fspf_path, ".lock", false);
 	reserve(vol, vol->fspf_path, ".tmp.", true);
@@ -578,6 +594,9 @@ static int commit_locked(struct fshield_volume *vol)
 		return err;
 	}
 	vol->dirty = false;
+	if (vol->lock_fd >= 0 && vol->journal_len &&
+	    ftruncate(vol->lock_fd, 0) == 0)
+		vol->journal_len = 0;
 	fsh_hex_encode(tag, sizeof(tag), hex);
 	vol_log(vol, FSHIELD_LOG_INFO, "committed '%s': new tag %s",
 		vol->fspf_path, hex);
@@ -774,6 +793,136 @@ static int host_path_w(struct fshield_volume *vol, const struct where *w,
 	int err = host_path(vol, w, path, out, size);
 
 	return err ? err : host_guard(vol, out);
+}
+
+/*
+ * The journal of what was created or renamed on the host since the last
+ * commit, kept in the lock file, which only the writer holds: records
+ * "C" path and "R" from to, NUL-terminated, appended as the changes are
+ * made (not synced: it must outlive the process, as the page cache does),
+ * emptied by each commit. At the next writable open it is replayed
+ * backwards to undo on the host what the fspf never recorded, so that a
+ * crash leaves no stray files in a protected region. vol->lock held.
+ */
+static void journal(struct fshield_volume *vol, const struct fspf *model,
+		    char op, const char *a, const char *b)
+{
+	size_t la = strlen(a) + 1, lb = b ? strlen(b) + 1 : 0;
+	uint8_t *rec;
+	ssize_t n;
+
+	if (model != vol->fspf || vol->lock_fd < 0 || !writable(vol))
+		return;
+	rec = malloc(1 + la + lb);
+	if (!rec)
+		return;
+	rec[0] = (uint8_t)op;
+	memcpy(rec + 1, a, la);
+	if (b)
+		memcpy(rec + 1 + la, b, lb);
+	n = pwrite(vol->lock_fd, rec, 1 + la + lb, (off_t)vol->journal_len);
+	if (n == (ssize_t)(1 + la + lb))
+		vol->journal_len += (uint64_t)n;
+	else
+		vol_log(vol, FSHIELD_LOG_WARNING,
+			"cannot journal a change of %s: a crash before the next commit may leave it on the host",
+			a);
+	free(rec);
+}
+
+static int remove_tree(const char *path, const struct stat *st, int type,
+		       struct FTW *ftw);
+
+/* Remove the host object of unrecorded @path (a tree: all uncommitted). */
+static void undo_on_host(struct fshield_volume *vol, const char *path)
+{
+	char host[PATH_MAX];
+	struct where w;
+	struct stat st;
+
+	if (locate(vol, path, &w) != -ENOENT || !w.region || !w.is_protected ||
+	    w.model != vol->fspf || host_path(vol, &w, path, host, sizeof(host)) ||
+	    host_guard(vol, host) || lstat(host, &st) < 0)
+		return;
+	if (S_ISDIR(st.st_mode))
+		nftw(host, remove_tree, 16, FTW_DEPTH | FTW_PHYS);
+	else
+		unlink(host);
+	vol_log(vol, FSHIELD_LOG_INFO,
+		"removed %s (%s): made after the last commit", path, host);
+}
+
+static void journal_replay(struct fshield_volume *vol)
+{
+	struct { const char *a, *b; char op; } *recs = NULL;
+	size_t count = 0, cap = 0, off = 0;
+	struct stat st;
+	char *buf;
+
+	if (fstat(vol->lock_fd, &st) < 0 || !st.st_size)
+		return;
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf || pread(vol->lock_fd, buf, (size_t)st.st_size, 0) != st.st_size)
+		goto out;
+	buf[st.st_size] = '\0';
+	/* A record cut short by the crash is the last one: ignored. */
+	while (off < (size_t)st.st_size) {
+		char op = buf[off];
+		const char *a = buf + off + 1, *b = NULL;
+		size_t end = off + 1 + strlen(a) + 1;
+
+		if ((op != 'C' && op != 'R') || end > (size_t)st.st_size)
+			break;
+		if (op == 'R') {
+			b = buf + end;
+			end += strlen(b) + 1;
+			if (end > (size_t)st.st_size)
+				break;
+		}
+		if (count == cap) {
+			void *v = realloc(recs, (cap = cap ? 2 * cap : 64) *
+							sizeof(*recs));
+
+			if (!v)
+				break;
+			recs = v;
+		}
+		recs[count].op = op;
+		recs[count].a = a;
+		recs[count++].b = b;
+		off = end;
+	}
+	while (count--) {
+		const char *a = recs[count].a, *b = recs[count].b;
+		char ha[PATH_MAX], hb[PATH_MAX];
+		struct where wa, wb;
+		struct stat sa, sb;
+
+		if (recs[count].op == 'C') {
+			undo_on_host(vol, a);
+			continue;
+		}
+		/* A rename the fspf never saw: back, or away if all new. */
+		if (locate(vol, b, &wb) != -ENOENT || !wb.region)
+			continue;
+		if (locate(vol, a, &wa) == -ENOENT) {
+			undo_on_host(vol, b);
+			continue;
+		}
+		if (wa.entry && wa.model == vol->fspf && wb.model == vol->fspf &&
+		    !host_path(vol, &wa, a, ha, sizeof(ha)) &&
+		    !host_path(vol, &wb, b, hb, sizeof(hb)) &&
+		    lstat(ha, &sa) < 0 && lstat(hb, &sb) == 0 &&
+		    !host_mkdirs(ha) && rename(hb, ha) == 0)
+			vol_log(vol, FSHIELD_LOG_INFO,
+				"moved %s back to %s: renamed after the last commit",
+				b, a);
+	}
+out:
+	free(recs);
+	free(buf);
+	if (ftruncate(vol->lock_fd, 0) == 0)
+		vol->journal_len = 0;
 }
 
 /* Where a new protected entry at @path would go: its region, writable. */
@@ -1130,7 +1279,7 @@ static void node_free(struct node *n)
  * Called with vol->lock held for writing.
  */
 static int node_get(struct fshield_volume *vol, const struct where *w,
-		    const char *path, struct node **node_ret)
+		    const char *path, bool truncating, struct node **node_ret)
 {
 	const struct fspf_entry *e = w->entry;
 	char host[PATH_MAX];
@@ -1161,6 +1310,10 @@ static int node_get(struct fshield_volume *vol, const struct where *w,
 								  : O_RDONLY) |
 				   O_CLOEXEC |
 				   O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	if (n->fd < 0 && errno == ENOENT && truncating && !host_guard(vol, host))
+		n->fd = open(host, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY |
+					   O_NOFOLLOW | O_NONBLOCK,
+			     0600);
 	if (n->fd < 0) {
 		/* Recorded but gone or unopenable: the store was changed. */
 		vol_log(vol, FSHIELD_LOG_ERR,
@@ -1170,7 +1323,7 @@ static int node_get(struct fshield_volume *vol, const struct where *w,
 		goto fail;
 	}
 	if (fstat(n->fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size != e->size) {
+	    ((uint64_t)st.st_size != e->size && !truncating)) {
 		vol_log(vol, FSHIELD_LOG_ERR,
 			"verification of file %s failed: its stored size or type is not the recorded one (%s)",
 			path, host);
@@ -1742,6 +1895,7 @@ static int open_protected(struct fshield_volume *vol, const char *path,
 		if (err)
 			return err;
 		/* A stray host file at a free path is not ours: replaced. */
+		journal(vol, w.model, 'C', path, NULL);
 		err = host_mkdirs(host);
 		if (!err) {
 			fd = open(host, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW |
@@ -1766,7 +1920,10 @@ static int open_protected(struct fshield_volume *vol, const char *path,
 		return -EISDIR;
 	if (w.entry->type != FSPF_FILE)
 		return -ELOOP; /* a symlink: the caller resolves it */
-	return node_get(vol, &w, path, node_ret);
+	/* A file about to be emptied need not read back: O_TRUNC repairs. */
+	return node_get(vol, &w, path,
+			(flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY,
+			node_ret);
 }
 
 EXPORT int fshield_open(struct fshield_volume *vol, const char *path,
@@ -2065,6 +2222,7 @@ EXPORT int fshield_mkdir(struct fshield_volume *vol, const char *path,
 	free(e.path);
 	if (err)
 		return change_end(vol, err);
+	journal(vol, w.model, 'C', path, NULL);
 	err = host_mkdirs(host);
 	if (!err && lstat(host, &st) == 0 && !S_ISDIR(st.st_mode))
 		unlink(host); /* a stray host file at a free path */
@@ -2119,6 +2277,7 @@ EXPORT int fshield_symlink(struct fshield_volume *vol, const char *target,
 	free(e.target);
 	if (!err) {
 		/* The host's copy is for show only: the fspf's target counts. */
+		journal(vol, w.model, 'C', path, NULL);
 		if (!host_mkdirs(host)) {
 			unlink(host);
 			if (symlink(target, host) < 0)
@@ -2280,6 +2439,7 @@ EXPORT int fshield_rename(struct fshield_volume *vol, const char *from,
 	if (err)
 		goto out;
 	/* A file whose stored form is gone moves all the same (it reads EIO). */
+	journal(vol, wf.model, 'R', from, to);
 	if (rename(hfrom, hto) < 0 && errno != ENOENT) {
 		err = -errno;
 		goto out;
@@ -2425,7 +2585,7 @@ EXPORT int fshield_truncate(struct fshield_volume *vol, const char *path,
 	struct fshield_file *f;
 	int err;
 
-	err = fshield_open(vol, path, O_WRONLY, 0, &f);
+	err = fshield_open(vol, path, O_WRONLY | (size ? 0 : O_TRUNC), 0, &f);
 	if (err)
 		return err;
 	err = fshield_ftruncate(f, size);

@@ -46,9 +46,18 @@ static const char MOUNT_USAGE[] =
 	"read-only, or with --rw read-write, committed at every fsync and at\n"
 	"unmount (with --rw, --tag-file receives each new tag). See scone-fspf(1).\n";
 
-/* A file the kernel has open; listed so that none outlives the volume. */
+/*
+ * A file the kernel has open; listed so that none outlives the volume, and
+ * with its path, for libfuse's way with an open file that is unlinked: it
+ * renames it to a ".fuse_hidden..." name, uses that name while the file is
+ * open, and unlinks it at the last release. Here the rename is an unlink
+ * in the runtime (which keeps the open file working; nothing is recorded
+ * under the hidden name) and the hidden name is answered from the handle.
+ */
 struct open_file {
 	struct fshield_file *file;
+	char *path;   /* mc->lock; as opened, following renames */
+	char *hidden; /* mc->lock; the hidden name once unlinked, or NULL */
 	struct open_file *prev, *next;
 };
 
@@ -92,12 +101,40 @@ static void log_msg(void *arg, int level, const char *msg)
 		msg);
 }
 
+static bool is_hidden(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return !strncmp(slash ? slash + 1 : path, ".fuse_hidden", 12);
+}
+
+/* The open file now known by hidden name @path. mc->lock held. */
+static struct open_file *hidden_file(struct mount_ctx *mc, const char *path)
+{
+	for (struct open_file *of = mc->files.next; of != &mc->files;
+	     of = of->next)
+		if (of->hidden && !strcmp(of->hidden, path))
+			return of;
+	return NULL;
+}
+
 static int fs_getattr(const char *path, struct stat *st,
 		      struct fuse_file_info *fi)
 {
+	struct mount_ctx *mc = ctx();
+	struct open_file *of;
+	int err = -ENOENT;
+
 	if (fi)
 		return fshield_fstat(file_of(fi), st);
-	return fshield_stat(ctx()->vol, path, st);
+	if (!is_hidden(path))
+		return fshield_stat(mc->vol, path, st);
+	pthread_mutex_lock(&mc->lock);
+	of = hidden_file(mc, path);
+	if (of)
+		err = fshield_fstat(of->file, st);
+	pthread_mutex_unlock(&mc->lock);
+	return err == -ENOENT ? fshield_stat(mc->vol, path, st) : err;
 }
 
 struct fill {
@@ -158,8 +195,10 @@ static int open_common(const char *path, struct fuse_file_info *fi,
 			(flags & (O_TRUNC | O_CREAT))))
 		return -EROFS;
 	of = calloc(1, sizeof(*of));
-	if (!of)
+	if (!of || !(of->path = strdup(path))) {
+		free(of);
 		return -ENOMEM;
+	}
 	err = fshield_open(mc->vol, path,
 			   flags & (O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC |
 				    O_APPEND),
@@ -168,6 +207,7 @@ static int open_common(const char *path, struct fuse_file_info *fi,
 		err = give_to_caller(mc, path);
 	if (err) {
 		fshield_close(of->file);
+		free(of->path);
 		free(of);
 		return err;
 	}
@@ -238,7 +278,22 @@ static int fs_symlink(const char *target, const char *path)
 
 static int fs_unlink(const char *path)
 {
-	return fshield_unlink(ctx()->vol, path);
+	struct mount_ctx *mc = ctx();
+	struct open_file *of;
+	bool was_hidden = false;
+
+	if (is_hidden(path)) {
+		pthread_mutex_lock(&mc->lock);
+		while ((of = hidden_file(mc, path))) { /* the last release */
+			free(of->hidden);
+			of->hidden = NULL;
+			was_hidden = true;
+		}
+		pthread_mutex_unlock(&mc->lock);
+		if (was_hidden)
+			return 0; /* unlinked in the runtime already */
+	}
+	return fshield_unlink(mc->vol, path);
 }
 
 static int fs_rmdir(const char *path)
@@ -246,13 +301,60 @@ static int fs_rmdir(const char *path)
 	return fshield_rmdir(ctx()->vol, path);
 }
 
+/* Whether @path is @dir or below it; the rest after @dir in *@rest. */
+static bool below(const char *dir, const char *path, const char **rest)
+{
+	size_t n = strlen(dir);
+
+	if (strncmp(path, dir, n) || (path[n] && path[n] != '/'))
+		return false;
+	*rest = path + n;
+	return true;
+}
+
 static int fs_rename(const char *from, const char *to, unsigned int flags)
 {
+	struct mount_ctx *mc = ctx();
+	struct open_file *of;
+	const char *rest;
+	int err;
+
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
-	return fshield_rename(ctx()->vol, from, to,
-			      flags & RENAME_NOREPLACE ? FSHIELD_RENAME_NOREPLACE
-						       : 0);
+	if (is_hidden(to) && !is_hidden(from)) {
+		/* libfuse hides an open file it unlinks: unlink it here. */
+		err = fshield_unlink(mc->vol, from);
+		if (err)
+			return err;
+		pthread_mutex_lock(&mc->lock);
+		for (of = mc->files.next; of != &mc->files; of = of->next) {
+			if (of->hidden || strcmp(of->path, from))
+				continue;
+			of->hidden = strdup(to);
+			if (!of->hidden)
+				err = -ENOMEM; /* getattr on it fails: ENOENT */
+		}
+		pthread_mutex_unlock(&mc->lock);
+		return err;
+	}
+	err = fshield_rename(mc->vol, from, to,
+			     flags & RENAME_NOREPLACE ? FSHIELD_RENAME_NOREPLACE
+						      : 0);
+	if (err)
+		return err;
+	pthread_mutex_lock(&mc->lock);
+	for (of = mc->files.next; of != &mc->files; of = of->next) {
+		char *moved;
+
+		if (of->hidden || !below(from, of->path, &rest))
+			continue;
+		if (asprintf(&moved, "%s%s", to, rest) >= 0) {
+			free(of->path);
+			of->path = moved;
+		}
+	}
+	pthread_mutex_unlock(&mc->lock);
+	return 0;
 }
 
 static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -306,6 +408,8 @@ static void unlink_file(struct mount_ctx *mc, struct open_file *of)
 	of->next->prev = of->prev;
 	pthread_mutex_unlock(&mc->lock);
 	fshield_close(of->file);
+	free(of->path);
+	free(of->hidden);
 	free(of);
 }
 

@@ -11,7 +11,8 @@
 #     exits 1), names nothing that reads back fine, and exits 0 when it names
 #     nothing. It may name a file created after the last commit that is
 #     absent in the mount but left on the host ("not in the fspf").
-# Each iteration: verify, mount --rw at the tag file's tag, check the tree
+# Each iteration: mount --rw at the tag file's tag (which recovers), verify,
+# check the tree
 # against the writer's log, start a writer (crash_model.py: self-checking
 # files; creates, in-place overwrites, appends, shrinks, renames, unlinks,
 # read-backs, and fsync/fdatasync at random points, each logged on the host
@@ -70,9 +71,13 @@ crash_fail() {
 	fail "crash test, iteration $ITER"
 }
 
-# verify the state the last kill left, mount it, check it against the log.
+# Mount the state the last kill left (the writable open recovers: it
+# completes an interrupted commit and undoes on the host the creates and
+# renames that were never committed), verify that state, and check the
+# tree against the log.
 check_after_crash() {
 	local vrc rc
+	mount_rw
 	verify_volume
 	vrc=$RC
 	cp "$OUT" "$W/verify.$ITER.out"
@@ -81,7 +86,6 @@ check_after_crash() {
 	if grep -aqi 'rollback\|wrong key' "$ERR"; then
 		crash_fail "verify refuses the volume at the tag file's tag"
 	fi
-	mount_rw
 	set +e
 	python3 "$MODEL" check "$MNT" "$STATE" "$CLOG" "$TAGF" "$ITER" \
 		"$W/verify.$ITER.out" "$vrc" >"$W/check.out" 2>&1
