@@ -84,7 +84,11 @@ struct node {
 	uint8_t id[FSPF_ID_BYTES];
 	const struct fspf_region *region;
 	int fd;
-	pthread_mutex_t lock;		/* what follows and the file's data */
+	/*
+	 * What follows and the file's data: held for writing by everything
+	 * but reads of whole clean chunks, which share it (read_shared()).
+	 */
+	pthread_rwlock_t lock;
 	struct fsh_aead *aead;
 	uint8_t *cache;			/* a verified chunk's plaintext */
 	uint64_t cache_index;		/* UINT64_MAX: empty */
@@ -93,6 +97,9 @@ struct node {
 	uint64_t size;			/* logical size; __atomic, read unlocked */
 	uint8_t *plain, *sealed;	/* segment buffers of a write */
 	size_t seg_bytes;
+	pthread_mutex_t pool_lock;	/* contexts of shared readers */
+	struct fsh_aead *pool[4];
+	size_t pool_count;
 };
 
 struct fshield_file {
@@ -1258,6 +1265,8 @@ static void node_free(struct node *n)
 	if (n->fd >= 0)
 		close(n->fd);
 	fsh_aead_free(n->aead);
+	for (size_t i = 0; i < n->pool_count; i++)
+		fsh_aead_free(n->pool[i]);
 	if (n->cache)
 		fsh_wipe(n->cache, n->region->chunk_size);
 	if (n->plain)
@@ -1269,7 +1278,8 @@ static void node_free(struct node *n)
 	free(n->orphan.path);
 	free(n->orphan.target);
 	free(n->orphan.chunks);
-	pthread_mutex_destroy(&n->lock);
+	pthread_rwlock_destroy(&n->lock);
+	pthread_mutex_destroy(&n->pool_lock);
 	free(n);
 }
 
@@ -1300,7 +1310,8 @@ static int node_get(struct fshield_volume *vol, const struct where *w,
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return -ENOMEM;
-	pthread_mutex_init(&n->lock, NULL);
+	pthread_rwlock_init(&n->lock, NULL);
+	pthread_mutex_init(&n->pool_lock, NULL);
 	n->refs = 1;
 	n->region = w->region;
 	n->cache_index = UINT64_MAX;
@@ -1404,9 +1415,9 @@ static int flush_all(struct fshield_volume *vol)
 	for (i = 0; v && i < count; i++) {
 		int e;
 
-		pthread_mutex_lock(&v[i]->lock);
+		pthread_rwlock_wrlock(&v[i]->lock);
 		e = flush_cache(vol, v[i]);
-		pthread_mutex_unlock(&v[i]->lock);
+		pthread_rwlock_unlock(&v[i]->lock);
 		err = err ? err : e;
 		node_put(vol, v[i]);
 	}
@@ -1643,6 +1654,116 @@ static ssize_t read_chunks(struct fshield_volume *vol, struct node *n,
 		}
 	}
 	return (ssize_t)(count * C);
+}
+
+/* A context for a shared reader of @n: pooled, or new from its key. */
+static struct fsh_aead *ctx_get(struct fshield_volume *vol, struct node *n)
+{
+	struct fsh_aead *a = NULL;
+	struct fspf_entry *e;
+	uint8_t key[FSH_KEY_MAX_BYTES];
+	bool have_key = false;
+
+	pthread_mutex_lock(&n->pool_lock);
+	if (n->pool_count)
+		a = n->pool[--n->pool_count];
+	pthread_mutex_unlock(&n->pool_lock);
+	if (a)
+		return a;
+	pthread_rwlock_rdlock(&vol->lock);
+	e = n->path ? node_entry(vol, n) : NULL; /* unlinked: no key left */
+	if (e) {
+		memcpy(key, fspf_entry_key(n->model, e), n->region->key_size);
+		have_key = true;
+	}
+	pthread_rwlock_unlock(&vol->lock);
+	if (have_key && fsh_aead_new(key, n->region->key_size, &a))
+		a = NULL;
+	fsh_wipe(key, sizeof(key));
+	return a;
+}
+
+static void ctx_put(struct node *n, struct fsh_aead *a)
+{
+	pthread_mutex_lock(&n->pool_lock);
+	if (n->pool_count < sizeof(n->pool) / sizeof(*n->pool)) {
+		n->pool[n->pool_count++] = a;
+		a = NULL;
+	}
+	pthread_mutex_unlock(&n->pool_lock);
+	fsh_aead_free(a);
+}
+
+/*
+ * Whole chunks from @idx, as many as fit in @size bytes and a segment,
+ * read straight into @out and verified there, with n->lock shared: the
+ * kernel's parallel readahead of one file runs on all cores. Only clean
+ * chunks (no written-back chunk pending) and a file with a key at hand.
+ * Return: bytes verified, 0 when the caller must take the exclusive path,
+ * or -EIO (a chunk failed: it and what follows are wiped).
+ */
+static ssize_t read_shared(struct fshield_volume *vol, struct node *n,
+			   uint64_t idx, uint8_t *out, size_t size,
+			   bool *failed)
+{
+	const uint32_t C = n->region->chunk_size;
+	struct fspf_chunk recs[SEGMENT_BYTES / FSPF_MIN_CHUNK_BYTES];
+	size_t count = (size < n->seg_bytes ? size : n->seg_bytes) / C, got = 0;
+	struct fspf_entry *e;
+	struct fsh_aead *a;
+	ssize_t ret;
+
+	if (!count || n->cache_dirty)
+		return 0;
+	pthread_rwlock_rdlock(&vol->lock);
+	e = node_entry(vol, n);
+	if (e && idx < e->chunk_count) {
+		if (count > e->chunk_count - idx)
+			count = (size_t)(e->chunk_count - idx);
+		/* The file's last chunk may be short: not whole, not here. */
+		if ((idx + count) * C > e->size)
+			count = e->size / C > idx ? (size_t)(e->size / C - idx) : 0;
+		memcpy(recs, &e->chunks[idx], count * sizeof(*recs));
+	} else {
+		count = 0;
+	}
+	pthread_rwlock_unlock(&vol->lock);
+	if (!count || !(a = ctx_get(vol, n)))
+		return 0;
+	while (got < count * C) {
+		ssize_t k = pread(n->fd, out + got, count * C - got,
+				  (off_t)(idx * C + got));
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	count = got / C;
+	ret = (ssize_t)(count * C);
+	for (size_t i = 0; i < count; i++) {
+		if (!fspf_chunk_open_rec(a, n->region, n->id, idx + i, &recs[i],
+					 out + i * C, out + i * C, C))
+			continue;
+		/* Nothing of a chunk that failed, nor of what follows it. */
+		fsh_wipe(out + i * C, got - i * C);
+		pthread_rwlock_rdlock(&vol->lock);
+		vol_log(vol, FSHIELD_LOG_ERR,
+			"Verification of file chunk %llu (bytes %llu to %llu) of file %s failed.",
+			(unsigned long long)(idx + i),
+			(unsigned long long)((idx + i) * C),
+			(unsigned long long)((idx + i + 1) * C - 1),
+			n->path ? n->path : "(deleted)");
+		pthread_rwlock_unlock(&vol->lock);
+		ret = i ? (ssize_t)(i * C) : -EIO;
+		*failed = true;
+		break;
+	}
+	if (ret >= 0 && got % C)
+		fsh_wipe(out + count * C, got % C); /* unverified tail */
+	ctx_put(n, a);
+	return ret;
 }
 
 static int write_all_at(int fd, const uint8_t *p, size_t len, uint64_t off)
@@ -1971,9 +2092,9 @@ EXPORT int fshield_open(struct fshield_volume *vol, const char *path,
 		err = open_protected(vol, path, flags, mode, &f->node, &created);
 	pthread_rwlock_unlock(&vol->lock);
 	if (!err && (flags & O_TRUNC) && !created) {
-		pthread_mutex_lock(&f->node->lock);
+		pthread_rwlock_wrlock(&f->node->lock);
 		err = node_truncate(vol, f->node, 0);
-		pthread_mutex_unlock(&f->node->lock);
+		pthread_rwlock_unlock(&f->node->lock);
 	}
 	f->written = created || (flags & O_TRUNC);
 out:
@@ -2004,7 +2125,19 @@ EXPORT ssize_t fshield_pread(struct fshield_file *f, void *buf, size_t size,
 	}
 	if ((f->flags & O_ACCMODE) == O_WRONLY)
 		return -EBADF;
-	pthread_mutex_lock(&n->lock);
+	if (!(offset % n->region->chunk_size)) {
+		bool failed = false;
+		ssize_t got;
+
+		pthread_rwlock_rdlock(&n->lock);
+		got = read_shared(f->vol, n, offset / n->region->chunk_size, buf,
+				  size, &failed);
+		pthread_rwlock_unlock(&n->lock);
+		if (got < 0 || (size_t)got == size || failed)
+			return got; /* a bad chunk was logged once, not again */
+		done = (size_t)got; /* the rest (a short last chunk) below */
+	}
+	pthread_rwlock_wrlock(&n->lock);
 	err = node_size(f->vol, n, &fsize);
 	if (!err && offset < fsize && size > fsize - offset)
 		size = (size_t)(fsize - offset);
@@ -2035,7 +2168,7 @@ EXPORT ssize_t fshield_pread(struct fshield_file *f, void *buf, size_t size,
 		memcpy(out + done, n->cache + in, k);
 		done += k;
 	}
-	pthread_mutex_unlock(&n->lock);
+	pthread_rwlock_unlock(&n->lock);
 	/* Verified bytes before a bad chunk are returned; the next read fails. */
 	return done ? (ssize_t)done : err;
 }
@@ -2061,16 +2194,16 @@ EXPORT ssize_t fshield_pwrite(struct fshield_file *f, const void *buf,
 	}
 	if (!size)
 		return 0;
-	pthread_mutex_lock(&n->lock);
+	pthread_rwlock_wrlock(&n->lock);
 	if (f->flags & O_APPEND) {
 		k = node_size(f->vol, n, &offset);
 		if (k < 0) {
-			pthread_mutex_unlock(&n->lock);
+			pthread_rwlock_unlock(&n->lock);
 			return k;
 		}
 	}
 	k = node_write(f->vol, n, buf, size, offset);
-	pthread_mutex_unlock(&n->lock);
+	pthread_rwlock_unlock(&n->lock);
 	return k;
 }
 
@@ -2083,9 +2216,9 @@ EXPORT int fshield_ftruncate(struct fshield_file *f, uint64_t size)
 	f->written = true;
 	if (!f->node)
 		return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
-	pthread_mutex_lock(&f->node->lock);
+	pthread_rwlock_wrlock(&f->node->lock);
 	err = node_truncate(f->vol, f->node, size);
-	pthread_mutex_unlock(&f->node->lock);
+	pthread_rwlock_unlock(&f->node->lock);
 	return err;
 }
 
@@ -2096,9 +2229,9 @@ EXPORT int fshield_fsync(struct fshield_file *f, int datasync)
 	if (f->node) {
 		int err;
 
-		pthread_mutex_lock(&f->node->lock);
+		pthread_rwlock_wrlock(&f->node->lock);
 		err = flush_cache(f->vol, f->node);
-		pthread_mutex_unlock(&f->node->lock);
+		pthread_rwlock_unlock(&f->node->lock);
 		if (err)
 			return err;
 	}
@@ -2140,9 +2273,9 @@ EXPORT int fshield_close(struct fshield_file *f)
 	if (f->fd >= 0 && close(f->fd) < 0 && f->written)
 		err = -errno;
 	if (f->node && f->written) {
-		pthread_mutex_lock(&f->node->lock);
+		pthread_rwlock_wrlock(&f->node->lock);
 		err = flush_cache(f->vol, f->node);
-		pthread_mutex_unlock(&f->node->lock);
+		pthread_rwlock_unlock(&f->node->lock);
 	}
 	if (f->node)
 		node_put(f->vol, f->node);

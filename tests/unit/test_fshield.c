@@ -658,6 +658,66 @@ static void test_threads(void)
 	fshield_volume_close(vol);
 }
 
+struct reader {
+	struct fshield_file *f;
+	const uint8_t *want;
+	size_t size;
+	int bad;
+};
+
+static void *read_all(void *arg)
+{
+	struct reader *r = arg;
+	static __thread uint8_t buf[64 << 10];
+
+	for (int pass = 0; pass < 20; pass++)
+		for (size_t off = 0; off < r->size; off += sizeof(buf))
+			if (fshield_pread(r->f, buf, sizeof(buf), off) !=
+				    (ssize_t)sizeof(buf) ||
+			    memcmp(buf, r->want + off, sizeof(buf)))
+				r->bad++;
+	return NULL;
+}
+
+/*
+ * Readers of whole chunks share the file; a writer rewriting the same
+ * bytes (new nonces, new records) at the same time must never make them
+ * see an error or other bytes.
+ */
+static void test_shared_readers_and_a_writer(void)
+{
+	enum { SIZE = 1 << 20 };
+	static uint8_t data[SIZE];
+	struct fshield_volume *vol;
+	struct fshield_file *f, *w;
+	struct reader r[3];
+	pthread_t t[3];
+
+	for (size_t i = 0; i < SIZE; i++)
+		data[i] = (uint8_t)(i * 7 + i / 4096);
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/big", O_RDWR | O_CREAT, 0600, &w), 0);
+	REQUIRE_INT(fshield_pwrite(w, data, SIZE, 0), SIZE);
+	REQUIRE_INT(fshield_open(vol, "/enc/big", O_RDONLY, 0, &f), 0);
+	for (int i = 0; i < 3; i++) {
+		r[i] = (struct reader){ f, data, SIZE, 0 };
+		pthread_create(&t[i], NULL, read_all, &r[i]);
+	}
+	for (int k = 0; k < 300; k++) { /* odd sizes: the exclusive path */
+		size_t off = rnd() % (SIZE - 5000), len = 1 + rnd() % 5000;
+
+		CHECK_INT(fshield_pwrite(w, data + off, len, off), len);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_INT(r[i].bad, 0);
+	}
+	fshield_close(f);
+	fshield_close(w);
+	CHECK_INT(close_commit(vol), 0);
+}
+
 int main(void)
 {
 	const char *seed = getenv("FSHIELD_TEST_SEED");
@@ -684,6 +744,7 @@ int main(void)
 	TAP_RUN(test_write_back);
 	TAP_RUN(test_ephemeral);
 	TAP_RUN(test_threads);
+	TAP_RUN(test_shared_readers_and_a_writer);
 	fresh_dir(g_dir, NULL);
 	return tap_done();
 }
