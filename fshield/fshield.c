@@ -1526,6 +1526,21 @@ static int flush_cache(struct fshield_volume *vol, struct node *n)
 	return err;
 }
 
+/* The host's log line for a chunk that failed verification. */
+static void log_bad_chunk(struct fshield_volume *vol, struct node *n,
+			  uint64_t idx, size_t len)
+{
+	uint64_t off = idx * n->region->chunk_size;
+
+	pthread_rwlock_rdlock(&vol->lock); /* n->path */
+	vol_log(vol, FSHIELD_LOG_ERR,
+		"Verification of file chunk %llu (bytes %llu to %llu) of file %s failed.",
+		(unsigned long long)idx, (unsigned long long)off,
+		(unsigned long long)(off + len - 1),
+		n->path ? n->path : "(deleted)");
+	pthread_rwlock_unlock(&vol->lock);
+}
+
 /* Chunk @idx of @n, verified, in n->cache. n->lock held. */
 static int load_chunk(struct fshield_volume *vol, struct node *n,
 		      uint64_t idx)
@@ -1535,7 +1550,6 @@ static int load_chunk(struct fshield_volume *vol, struct node *n,
 	struct fspf_chunk rec;
 	struct fspf_entry *e;
 	size_t len, got = 0;
-	const char *what;
 	int err;
 
 	if (n->cache_index == idx)
@@ -1575,85 +1589,12 @@ static int load_chunk(struct fshield_volume *vol, struct node *n,
 	err = fspf_chunk_open_rec(n->aead, r, n->id, idx, &rec, n->cache,
 				  n->cache, len);
 	if (err) {
-		pthread_rwlock_rdlock(&vol->lock);
-		what = n->path ? n->path : "(deleted)";
-		vol_log(vol, FSHIELD_LOG_ERR,
-			"Verification of file chunk %llu (bytes %llu to %llu) of file %s failed.",
-			(unsigned long long)idx, (unsigned long long)off,
-			(unsigned long long)(off + len - 1), what);
-		pthread_rwlock_unlock(&vol->lock);
+		log_bad_chunk(vol, n, idx, len);
 		return -EIO;
 	}
 	n->cache_index = idx;
 	n->cache_size = len;
 	return 0;
-}
-
-/*
- * As many whole chunks from @idx as fit in @size bytes and a segment, read
- * from the host at once and verified straight into @out. A chunk that fails
- * ends the run (its bytes wiped). n->lock held.
- * Return: the bytes of the chunks that verified, or -EIO and others.
- */
-static ssize_t read_chunks(struct fshield_volume *vol, struct node *n,
-			   uint64_t idx, uint8_t *out, size_t size)
-{
-	const uint32_t C = n->region->chunk_size;
-	struct fspf_chunk recs[SEGMENT_BYTES / FSPF_MIN_CHUNK_BYTES];
-	size_t count = (size < n->seg_bytes ? size : n->seg_bytes) / C, got = 0;
-	struct fspf_entry *e;
-	int err = flush_cache(vol, n);
-
-	if (!err)
-		err = seg_buffers(n);
-	if (err)
-		return err;
-	pthread_rwlock_rdlock(&vol->lock);
-	e = node_entry(vol, n);
-	if (e && idx < e->chunk_count) {
-		if (count > e->chunk_count - idx)
-			count = (size_t)(e->chunk_count - idx);
-		memcpy(recs, &e->chunks[idx], count * sizeof(*recs));
-	} else {
-		count = 0;
-	}
-	pthread_rwlock_unlock(&vol->lock);
-	if (!count)
-		return -EIO;
-	while (got < count * C) {
-		ssize_t k = pread(n->fd, n->sealed + got, count * C - got,
-				  (off_t)(idx * C + got));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			vol_log(vol, FSHIELD_LOG_ERR,
-				"cannot read chunk %llu of a file: %s",
-				(unsigned long long)(idx + got / C),
-				k < 0 ? strerror(errno) : "end of file");
-			if (got < C)
-				return -EIO;
-			break;
-		}
-		got += (size_t)k;
-	}
-	count = got / C;
-	for (size_t i = 0; i < count; i++) {
-		if (fspf_chunk_open_rec(n->aead, n->region, n->id, idx + i,
-					&recs[i], n->sealed + i * C, out + i * C,
-					C)) {
-			pthread_rwlock_rdlock(&vol->lock);
-			vol_log(vol, FSHIELD_LOG_ERR,
-				"Verification of file chunk %llu (bytes %llu to %llu) of file %s failed.",
-				(unsigned long long)(idx + i),
-				(unsigned long long)((idx + i) * C),
-				(unsigned long long)((idx + i + 1) * C - 1),
-				n->path ? n->path : "(deleted)");
-			pthread_rwlock_unlock(&vol->lock);
-			return i ? (ssize_t)(i * C) : -EIO;
-		}
-	}
-	return (ssize_t)(count * C);
 }
 
 /* A context for a shared reader of @n: pooled, or new from its key. */
@@ -1748,14 +1689,7 @@ static ssize_t read_shared(struct fshield_volume *vol, struct node *n,
 			continue;
 		/* Nothing of a chunk that failed, nor of what follows it. */
 		fsh_wipe(out + i * C, got - i * C);
-		pthread_rwlock_rdlock(&vol->lock);
-		vol_log(vol, FSHIELD_LOG_ERR,
-			"Verification of file chunk %llu (bytes %llu to %llu) of file %s failed.",
-			(unsigned long long)(idx + i),
-			(unsigned long long)((idx + i) * C),
-			(unsigned long long)((idx + i + 1) * C - 1),
-			n->path ? n->path : "(deleted)");
-		pthread_rwlock_unlock(&vol->lock);
+		log_bad_chunk(vol, n, idx + i, C);
 		ret = i ? (ssize_t)(i * C) : -EIO;
 		*failed = true;
 		break;
@@ -1984,12 +1918,33 @@ static int node_truncate(struct fshield_volume *vol, struct node *n,
 
 /* ---- files ---- */
 
+/* Record a new entry at free path @path of @model. vol->lock held. */
+static int new_entry(struct fspf *model, const char *path, uint8_t type,
+		     mode_t mode, const char *target)
+{
+	struct fspf_entry e = { 0 };
+	const char *why;
+	int err;
+
+	e.path = strdup(path);
+	e.target = target ? strdup(target) : NULL;
+	e.type = type;
+	e.mode = type == FSPF_SYMLINK ? 0777 : mode & 07777;
+	e.uid = geteuid();
+	e.gid = getegid();
+	e.mtime_ns = now_ns();
+	err = e.path && (e.target || !target) ? fspf_entry_insert(model, &e, &why)
+					      : -ENOMEM;
+	free(e.path);
+	free(e.target);
+	return err;
+}
+
 static int open_protected(struct fshield_volume *vol, const char *path,
 			  int flags, mode_t mode, struct node **node_ret,
 			  bool *created)
 {
 	char host[PATH_MAX];
-	const char *why;
 	struct where w;
 	int fd, err;
 
@@ -1998,21 +1953,13 @@ static int open_protected(struct fshield_volume *vol, const char *path,
 	if (!err && (flags & O_CREAT) && (flags & O_EXCL))
 		return -EEXIST;
 	if (err == -ENOENT && (flags & O_CREAT) && w.region) {
-		struct fspf_entry e = { 0 };
 
 		err = locate_new(vol, path, &w);
 		if (!err)
 			err = host_path_w(vol, &w, path, host, sizeof(host));
 		if (err)
 			return err;
-		e.path = strdup(path);
-		e.type = FSPF_FILE;
-		e.mode = mode & 07777;
-		e.uid = geteuid();
-		e.gid = getegid();
-		e.mtime_ns = now_ns();
-		err = e.path ? fspf_entry_insert(w.model, &e, &why) : -ENOMEM;
-		free(e.path);
+		err = new_entry(w.model, path, FSPF_FILE, mode, NULL);
 		if (err)
 			return err;
 		/* A stray host file at a free path is not ours: replaced. */
@@ -2146,20 +2093,6 @@ EXPORT ssize_t fshield_pread(struct fshield_file *f, void *buf, size_t size,
 		uint64_t idx = pos / n->region->chunk_size;
 		size_t in = (size_t)(pos % n->region->chunk_size), k;
 
-		if (!in && size - done >= n->region->chunk_size &&
-		    n->cache_index != idx) {
-			/* Whole chunks: one host read, verified into @buf. */
-			ssize_t got = read_chunks(f->vol, n, idx, out + done,
-						  size - done);
-
-			if (got < 0)
-				err = (int)got;
-			else
-				done += (size_t)got;
-			if (got <= 0 || (size_t)got % n->region->chunk_size)
-				break;
-			continue;
-		}
 		err = load_chunk(f->vol, n, idx);
 		if (err)
 			break;
@@ -2320,39 +2253,43 @@ static int change_end(struct fshield_volume *vol, int err)
 	return err;
 }
 
+/*
+ * The common start of creating @path, its host path in @host: the write
+ * lock is held on a return >= 0, which is 1 for a not-protected path (the
+ * host's to create) and 0 for a free protected one.
+ */
+static int create_begin(struct fshield_volume *vol, const char *path,
+			struct where *w, char *host, size_t size)
+{
+	int err = change_begin(vol, path, w);
+
+	if (err < 0)
+		return err;
+	if (w->region && !w->is_protected) {
+		err = host_path_w(vol, w, path, host, size);
+		return err ? change_end(vol, err) : 1;
+	}
+	if (!err)
+		return change_end(vol, -EEXIST);
+	err = locate_new(vol, path, w);
+	if (!err)
+		err = host_path_w(vol, w, path, host, size);
+	return err ? change_end(vol, err) : 0;
+}
+
 EXPORT int fshield_mkdir(struct fshield_volume *vol, const char *path,
 			 mode_t mode)
 {
 	char host[PATH_MAX];
-	struct fspf_entry e = { 0 };
-	const char *why;
 	struct where w;
 	struct stat st;
-	int err = change_begin(vol, path, &w);
+	int err = create_begin(vol, path, &w, host, sizeof(host));
 
 	if (err < 0)
 		return err;
-	if (w.region && !w.is_protected) {
-		err = host_path_w(vol, &w, path, host, sizeof(host));
-		if (!err && mkdir(host, mode) < 0)
-			err = -errno;
-		return change_end(vol, err);
-	}
-	if (!err)
-		return change_end(vol, -EEXIST);
-	err = locate_new(vol, path, &w);
-	if (!err)
-		err = host_path_w(vol, &w, path, host, sizeof(host));
 	if (err)
-		return change_end(vol, err);
-	e.path = strdup(path);
-	e.type = FSPF_DIR;
-	e.mode = mode & 07777;
-	e.uid = geteuid();
-	e.gid = getegid();
-	e.mtime_ns = now_ns();
-	err = e.path ? fspf_entry_insert(w.model, &e, &why) : -ENOMEM;
-	free(e.path);
+		return change_end(vol, mkdir(host, mode) < 0 ? -errno : 0);
+	err = new_entry(w.model, path, FSPF_DIR, mode, NULL);
 	if (err)
 		return change_end(vol, err);
 	journal(vol, w.model, 'C', path, NULL);
@@ -2374,40 +2311,17 @@ EXPORT int fshield_symlink(struct fshield_volume *vol, const char *target,
 			   const char *path)
 {
 	char host[PATH_MAX];
-	struct fspf_entry e = { 0 };
-	const char *why;
 	struct where w;
 	int err;
 
 	if (!target || !*target || strlen(target) >= FSPF_PATH_MAX_BYTES)
 		return !target || !*target ? -ENOENT : -ENAMETOOLONG;
-	err = change_begin(vol, path, &w);
+	err = create_begin(vol, path, &w, host, sizeof(host));
 	if (err < 0)
 		return err;
-	if (w.region && !w.is_protected) {
-		err = host_path_w(vol, &w, path, host, sizeof(host));
-		if (!err && symlink(target, host) < 0)
-			err = -errno;
-		return change_end(vol, err);
-	}
-	if (!err)
-		return change_end(vol, -EEXIST);
-	err = locate_new(vol, path, &w);
-	if (!err)
-		err = host_path_w(vol, &w, path, host, sizeof(host));
 	if (err)
-		return change_end(vol, err);
-	e.path = strdup(path);
-	e.target = strdup(target);
-	e.type = FSPF_SYMLINK;
-	e.mode = 0777;
-	e.uid = geteuid();
-	e.gid = getegid();
-	e.mtime_ns = now_ns();
-	err = e.path && e.target ? fspf_entry_insert(w.model, &e, &why)
-				 : -ENOMEM;
-	free(e.path);
-	free(e.target);
+		return change_end(vol, symlink(target, host) < 0 ? -errno : 0);
+	err = new_entry(w.model, path, FSPF_SYMLINK, 0777, target);
 	if (!err) {
 		/* The host's copy is for show only: the fspf's target counts. */
 		journal(vol, w.model, 'C', path, NULL);
@@ -2424,37 +2338,8 @@ EXPORT int fshield_symlink(struct fshield_volume *vol, const char *target,
 	return change_end(vol, err);
 }
 
-EXPORT int fshield_unlink(struct fshield_volume *vol, const char *path)
-{
-	char host[PATH_MAX];
-	struct where w;
-	int err = change_begin(vol, path, &w);
-
-	if (err < 0)
-		return err;
-	if (w.region && !w.is_protected) {
-		err = host_path_w(vol, &w, path, host, sizeof(host));
-		if (!err && unlink(host) < 0)
-			err = -errno;
-		return change_end(vol, err);
-	}
-	if (err)
-		return change_end(vol, -ENOENT);
-	if (!w.entry || w.entry->type == FSPF_DIR)
-		return change_end(vol, -EISDIR);
-	err = host_path_w(vol, &w, path, host, sizeof(host));
-	if (!err && unlink(host) < 0 && errno != ENOENT)
-		err = -errno;
-	if (!err)
-		err = remove_entry(vol, w.model, path);
-	if (!err) {
-		touch_parent(w.model, path, now_ns());
-		mark_dirty(vol, w.model);
-	}
-	return change_end(vol, err);
-}
-
-EXPORT int fshield_rmdir(struct fshield_volume *vol, const char *path)
+/* unlink (@dir false) or rmdir (@dir true) of @path. */
+static int remove_path(struct fshield_volume *vol, const char *path, bool dir)
 {
 	char host[PATH_MAX];
 	size_t first, end;
@@ -2465,21 +2350,25 @@ EXPORT int fshield_rmdir(struct fshield_volume *vol, const char *path)
 		return err;
 	if (w.region && !w.is_protected) {
 		err = host_path_w(vol, &w, path, host, sizeof(host));
-		if (!err && rmdir(host) < 0)
+		if (!err && (dir ? rmdir(host) : unlink(host)) < 0)
 			err = -errno;
 		return change_end(vol, err);
 	}
 	if (err)
 		return change_end(vol, -ENOENT);
-	if (w.synthetic_dir)
+	if (!dir && (!w.entry || w.entry->type == FSPF_DIR))
+		return change_end(vol, -EISDIR);
+	if (dir && w.synthetic_dir)
 		return change_end(vol, -EBUSY);
-	if (w.entry->type != FSPF_DIR)
+	if (dir && w.entry->type != FSPF_DIR)
 		return change_end(vol, -ENOTDIR);
 	fspf_entry_range(w.model, path, &first, &end);
-	if (end - first > 1)
+	if (dir && end - first > 1)
 		return change_end(vol, -ENOTEMPTY);
 	err = host_path_w(vol, &w, path, host, sizeof(host));
-	if (!err && rmdir(host) < 0 && errno != ENOENT)
+	if (!err && !dir && unlink(host) < 0 && errno != ENOENT)
+		err = -errno;
+	if (!err && dir && rmdir(host) < 0 && errno != ENOENT)
 		/* Stray host files there are not ours; the fspf says empty. */
 		vol_log(vol, FSHIELD_LOG_DEBUG, "host directory %s stays: %s",
 			host, strerror(errno));
@@ -2490,6 +2379,16 @@ EXPORT int fshield_rmdir(struct fshield_volume *vol, const char *path)
 		mark_dirty(vol, w.model);
 	}
 	return change_end(vol, err);
+}
+
+EXPORT int fshield_unlink(struct fshield_volume *vol, const char *path)
+{
+	return remove_path(vol, path, false);
+}
+
+EXPORT int fshield_rmdir(struct fshield_volume *vol, const char *path)
+{
+	return remove_path(vol, path, true);
 }
 
 EXPORT int fshield_rename(struct fshield_volume *vol, const char *from,

@@ -197,7 +197,7 @@ crash_run() {
 		"$W/verify.$ITER.out" "$vrc" >"$W/check.out" 2>&1 ||
 		crash_fail "the committed tree does not read back as the model"
 	sed -n 1p "$W/check.out"
-	fusermount3 -u "$MNT"
+	unmount_busy_retry "$MNT" || fail "fusermount3 -u failed"
 	expect_daemon_exit 0
 	if [ "$vrc" -ne 0 ]; then
 		n=$(python3 "$MODEL" leftovers "$STATE" | wc -l)

@@ -138,6 +138,21 @@ expect_error_naming() {
 		fail "the error line does not name '$1'"
 }
 
+# FUSE tests: skip (77) only when the machine has no /dev/fuse.
+need_fuse() {
+	if [ ! -c /dev/fuse ]; then
+		echo "SKIP: /dev/fuse is missing on this machine"
+		exit 77
+	fi
+}
+
+# Whether process @1 still runs (a zombie has ended).
+alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ $st != Z* ]]
+}
+
 # fusermount3 -u @1, retried for a while when the mount is busy: on a
 # shared machine another process (an indexer, a find) may be passing by.
 unmount_busy_retry() {

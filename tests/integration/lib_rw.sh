@@ -31,19 +31,6 @@ NMOUNT=0
 BG_PIDS=()
 mkdir -p "$MNT"
 
-need_fuse() {
-	if [ ! -c /dev/fuse ]; then
-		echo "SKIP: /dev/fuse is missing on this machine"
-		exit 77
-	fi
-}
-
-# Whether process @1 still runs (a zombie has ended).
-alive() {
-	local st
-	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-	[[ $st != Z* ]]
-}
 
 bg_track() { BG_PIDS+=("$1"); }
 
@@ -163,7 +150,7 @@ expect_daemon_exit() {
 # holds it.
 unmount_rw() {
 	local tag
-	fusermount3 -u "$MNT" || {
+	unmount_busy_retry "$MNT" || {
 		daemon_log_tail >&2
 		fail "fusermount3 -u $MNT failed"
 	}

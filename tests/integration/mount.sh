@@ -17,19 +17,6 @@ mkdir "$MNT"
 
 # --- helpers ---------------------------------------------------------------
 
-need_fuse() {
-	if [ ! -c /dev/fuse ]; then
-		echo "SKIP: /dev/fuse is missing on this machine"
-		exit 77
-	fi
-}
-
-# Whether process @1 still runs (a zombie has ended).
-alive() {
-	local st
-	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-	[[ $st != Z* ]]
-}
 
 unmount_now() {
 	fusermount3 -u "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null

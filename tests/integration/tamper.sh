@@ -890,10 +890,7 @@ case_many_problems() {
 # -----------------------------------------------------------------------------
 
 if [ "${TAMPER_THROUGH_MOUNT:-0}" = 1 ] && [ "${1:-}" != --list ]; then
-	if [ ! -c /dev/fuse ]; then
-		echo "SKIP: /dev/fuse is missing on this machine"
-		exit 77
-	fi
+	need_fuse
 	run_case tamper "$@"
 	through_mount
 else
