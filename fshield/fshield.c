@@ -94,6 +94,7 @@ struct node {
 	uint64_t cache_index;		/* UINT64_MAX: empty */
 	size_t cache_size;
 	bool cache_dirty;		/* newer than the host and the records */
+	uint64_t last_bad;		/* __atomic: the chunk last logged bad */
 	uint64_t size;			/* logical size; __atomic, read unlocked */
 	uint8_t *plain, *sealed;	/* segment buffers of a write */
 	size_t seg_bytes;
@@ -1315,6 +1316,7 @@ static int node_get(struct fshield_volume *vol, const struct where *w,
 	n->refs = 1;
 	n->region = w->region;
 	n->cache_index = UINT64_MAX;
+	n->last_bad = UINT64_MAX;
 	n->size = e->size;
 	memcpy(n->id, e->id, FSPF_ID_BYTES);
 	n->fd = open(host, (writable(vol) || w->model == vol->eph ? O_RDWR
@@ -1526,12 +1528,17 @@ static int flush_cache(struct fshield_volume *vol, struct node *n)
 	return err;
 }
 
-/* The host's log line for a chunk that failed verification. */
+/*
+ * The host's log line for a chunk that failed verification; once per open
+ * file and chunk, not at every retry of the kernel's.
+ */
 static void log_bad_chunk(struct fshield_volume *vol, struct node *n,
 			  uint64_t idx, size_t len)
 {
 	uint64_t off = idx * n->region->chunk_size;
 
+	if (__atomic_exchange_n(&n->last_bad, idx, __ATOMIC_RELAXED) == idx)
+		return;
 	pthread_rwlock_rdlock(&vol->lock); /* n->path */
 	vol_log(vol, FSHIELD_LOG_ERR,
 		"Verification of file chunk %llu (bytes %llu to %llu) of file %s failed.",
