@@ -222,16 +222,36 @@ static void log_setup(void)
 
 static void atfork_prepare(void)
 {
+	vcwd_atfork_prepare();
 	dirs_atfork_prepare();
 	pthread_rwlock_wrlock(&g_runtime_lock);
 	pthread_mutex_lock(&g_table_lock);
 }
 
-static void atfork_release(void)
+static void atfork_parent(void)
 {
 	pthread_mutex_unlock(&g_table_lock);
 	pthread_rwlock_unlock(&g_runtime_lock);
-	dirs_atfork_release();
+	dirs_atfork_release(false);
+	vcwd_atfork_release(false);
+}
+
+/*
+ * In the child the locks are made anew: glibc's rwlock knows its writer by
+ * thread id, which the child's only thread does not share.
+ */
+static void atfork_child(void)
+{
+	pthread_rwlockattr_t attr;
+
+	pthread_mutex_init(&g_table_lock, NULL);
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&g_runtime_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	dirs_atfork_release(true);
+	vcwd_atfork_release(true);
 }
 
 static void init_once(void)
@@ -266,7 +286,7 @@ static void init_once(void)
 	fsh_wipe(key, sizeof(key));
 	if (err)
 		refuse(cfg.fspf_path, fshield_strerror(err));
-	pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	plog(FSHIELD_LOG_INFO, "shielding %s with '%s'%s",
 	     program_invocation_short_name, cfg.fspf_path,
 	     cfg.root ? "" : " (root /)");

@@ -35,9 +35,12 @@ void dirs_atfork_prepare(void)
 	pthread_mutex_lock(&g_dirs_lock);
 }
 
-void dirs_atfork_release(void)
+void dirs_atfork_release(bool child)
 {
-	pthread_mutex_unlock(&g_dirs_lock);
+	if (child)
+		pthread_mutex_init(&g_dirs_lock, NULL);
+	else
+		pthread_mutex_unlock(&g_dirs_lock);
 }
 
 /* Ours, or NULL for a DIR of libc. */

@@ -309,6 +309,8 @@ int path_route(int dirfd, const char *path, bool follow, struct rpath *rp,
 /* The shield's current directory, a protected one, or NULL. */
 bool vcwd_get(char *buf, size_t size);
 void vcwd_set(const char *path);
+void vcwd_atfork_prepare(void);
+void vcwd_atfork_release(bool child);
 
 /* ---- preload_io.c ---- */
 
@@ -322,6 +324,6 @@ int shield_close(int fd);
 /* ---- preload_dir.c ---- */
 
 void dirs_atfork_prepare(void);
-void dirs_atfork_release(void);
+void dirs_atfork_release(bool child);
 
 #endif /* FSHIELD_PRELOAD_I_H */

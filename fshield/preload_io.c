@@ -61,6 +61,29 @@ int pfile_stat(struct pfile *pf, struct stat *st)
 	return err;
 }
 
+/*
+ * The runtime returns the verified bytes before a chunk that fails and
+ * fails the next read; a program would take that short count for the end
+ * of the file (tar: "file shrank"). A short read that is not at the end
+ * fails whole instead, with the bad chunk's error. Runtime entered.
+ */
+static ssize_t pread_whole(struct fshield_file *file, void *buf, size_t size,
+			   uint64_t off)
+{
+	ssize_t n = fshield_pread(file, buf, size, off);
+	struct stat st;
+	char byte;
+
+	if (n > 0 && (size_t)n < size && !fshield_fstat(file, &st) &&
+	    (uint64_t)st.st_size > off + (uint64_t)n) {
+		ssize_t k = fshield_pread(file, &byte, 1, off + (uint64_t)n);
+
+		if (k < 0)
+			n = k;
+	}
+	return n;
+}
+
 /* Read at @off, or at the shared offset (advancing it) when @off < 0. */
 ssize_t pfile_read(struct pfile *pf, void *buf, size_t size, int64_t off)
 {
@@ -75,12 +98,12 @@ ssize_t pfile_read(struct pfile *pf, void *buf, size_t size, int64_t off)
 	shield_enter();
 	if (off < 0) {
 		pthread_mutex_lock(&pf->lock);
-		n = fshield_pread(pf->file, buf, size, pf->offset);
+		n = pread_whole(pf->file, buf, size, pf->offset);
 		if (n > 0)
 			pf->offset += (uint64_t)n;
 		pthread_mutex_unlock(&pf->lock);
 	} else {
-		n = fshield_pread(pf->file, buf, size, (uint64_t)off);
+		n = pread_whole(pf->file, buf, size, (uint64_t)off);
 	}
 	shield_leave();
 	return n;

@@ -25,6 +25,19 @@
 static pthread_mutex_t g_vcwd_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *g_vcwd; /* protected current directory, or NULL */
 
+void vcwd_atfork_prepare(void)
+{
+	pthread_mutex_lock(&g_vcwd_lock);
+}
+
+void vcwd_atfork_release(bool child)
+{
+	if (child)
+		pthread_mutex_init(&g_vcwd_lock, NULL);
+	else
+		pthread_mutex_unlock(&g_vcwd_lock);
+}
+
 bool vcwd_get(char *buf, size_t size)
 {
 	bool set;
