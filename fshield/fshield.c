@@ -1080,6 +1080,20 @@ EXPORT int fshield_stat(struct fshield_volume *vol, const char *path,
 	return err;
 }
 
+EXPORT int fshield_is_protected(struct fshield_volume *vol,
+				const char *path)
+{
+	struct where w;
+	int err;
+
+	pthread_rwlock_rdlock(&vol->lock);
+	err = locate(vol, path, &w);
+	pthread_rwlock_unlock(&vol->lock);
+	if (err && err != -ENOENT)
+		return err;
+	return w.is_protected ? 1 : 0;
+}
+
 struct names {
 	char **v;
 	size_t count, cap;

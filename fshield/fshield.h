@@ -143,6 +143,18 @@ int fshield_stat(struct fshield_volume *vol, const char *path,
 		 struct stat *st);
 
 /**
+ * fshield_is_protected() - whether the shield answers @path from the fspf
+ * (it lies in an authenticated, encrypted or ephemeral region, or on the
+ * way to an embed point where no region is) rather than passing it to the
+ * host. Looks at the regions only: no host access, and the answer does not
+ * depend on whether @path exists. For front ends that route paths (the
+ * preload layer). @path is absolute and normal (as fshield_stat()).
+ * Return: 1 protected, 0 not, -EINVAL (not absolute or not normal),
+ * -ENAMETOOLONG.
+ */
+int fshield_is_protected(struct fshield_volume *vol, const char *path);
+
+/**
  * typedef fshield_dir_fn - one directory entry for fshield_readdir(); a
  * non-zero return stops the listing and is returned by it.
  */

@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * libfshield-preload: the shield for unmodified, dynamically linked
+ * programs, loaded with LD_PRELOAD and configured by the environment only
+ * (see fshield-preload(8)). This file: start-up (the volume is opened
+ * before main(), or refused with one line and exit status 1), logging, and
+ * the table that attaches shield state to protected descriptors.
+ *
+ * Protected descriptors are real kernel descriptors (a directory opened
+ * read-only, so that a program that gets one without the shield reads
+ * EISDIR, never stored bytes), numbered, polled and closed on exec by the
+ * kernel; the table maps their numbers to a shared struct pfile.
+ */
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsh_crypto.h"
+#include "preload_i.h"
+
+/* Start-up refused: the host program ends with this status. */
+#define REFUSE_STATUS 1
+#define KEY_HEX_MAX_BYTES 256
+
+struct real_fns g_real;
+struct fshield_volume *g_vol;
+int g_ready;
+__thread int t_depth __attribute__((tls_model("initial-exec")));
+
+static int g_log_level;
+static int g_log_fd = STDERR_FILENO;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+/*
+ * Readers: calls into the runtime; writer: fork(), so that a child never
+ * inherits a runtime lock held by a thread it does not have.
+ */
+static pthread_rwlock_t g_runtime_lock =
+	PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+static pthread_mutex_t g_table_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void *real_resolve(void **slot, const char *name)
+{
+	void *p = dlsym(RTLD_NEXT, name);
+
+	__atomic_store_n(slot, p, __ATOMIC_RELEASE);
+	return p;
+}
+
+/* ---- logging ---- */
+
+void plog(int level, const char *fmt, ...)
+{
+	int saved = errno;
+	char msg[1200];
+	va_list ap;
+	int n;
+
+	if (level > g_log_level) {
+		errno = saved;
+		return;
+	}
+	n = snprintf(msg, sizeof(msg), "fshield-preload[%d]: ", (int)getpid());
+	va_start(ap, fmt);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	n = (int)strlen(msg);
+	msg[n++] = '\n';
+	if (REAL(write)(g_log_fd, msg, (size_t)n) < 0) {
+		/* nowhere else to say it */
+	}
+	errno = saved;
+}
+
+static void runtime_log(void *ctx, int level, const char *msg)
+{
+	plog(level, "%s", msg);
+}
+
+/* ---- start-up ---- */
+
+/* The one line a refused start prints, whatever SCONE_LOG says; then exit. */
+__attribute__((noreturn)) static void refuse(const char *fspf,
+					     const char *why)
+{
+	char msg[1024];
+	int n;
+
+	n = snprintf(msg, sizeof(msg),
+		     "fshield-preload: refusing to start %s: fspf '%s': %s\n",
+		     program_invocation_short_name, fspf ? fspf : "(none)",
+		     why);
+	if (n > (int)sizeof(msg) - 1)
+		n = (int)sizeof(msg) - 1;
+	if (REAL(write)(STDERR_FILENO, msg, (size_t)n) < 0) {
+		/* the exit status still says it */
+	}
+	_exit(REFUSE_STATUS);
+}
+
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : NULL;
+}
+
+/* Up to @size - 1 bytes of descriptor @fd, from its start when it can. */
+static ssize_t read_small(int fd, char *buf, size_t size)
+{
+	ssize_t n = REAL(pread64)(fd, buf, size - 1, 0);
+
+	if (n < 0 && errno == ESPIPE)
+		n = REAL(read)(fd, buf, size - 1);
+	if (n >= 0)
+		buf[n] = '\0';
+	return n;
+}
+
+static int key_from_file(const char *path, char *hex, size_t size)
+{
+	struct stat st;
+	ssize_t n;
+	int fd = REAL(open64)(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return -errno;
+	if (REAL(fstat)(fd, &st) == 0 && (st.st_mode & 077))
+		plog(FSHIELD_LOG_WARNING,
+		     "the key file '%s' can be read by others (mode %04o)",
+		     path, (unsigned)(st.st_mode & 07777));
+	n = read_small(fd, hex, size);
+	REAL(close)(fd);
+	return n < 0 ? -errno : 0;
+}
+
+static int key_from_fd(const char *num, char *hex, size_t size)
+{
+	char *end;
+	long fd = strtol(num, &end, 10);
+
+	if (*end || fd < 0 || fd > INT_MAX)
+		return -EINVAL;
+	/* Left open: a program it execs reads it again at its start. */
+	return read_small((int)fd, hex, size) < 0 ? -errno : 0;
+}
+
+/*
+ * The fspf key from exactly one of SCONE_FSPF_KEY, SCONE_FSPF_KEY_FILE and
+ * SCONE_FSPF_KEY_FD. Every copy of it is wiped here; the caller wipes @key.
+ */
+static const char *read_key(uint8_t key[FSHIELD_KEY_BYTES])
+{
+	const char *text = env("SCONE_FSPF_KEY");
+	const char *file = env("SCONE_FSPF_KEY_FILE");
+	const char *fd = env("SCONE_FSPF_KEY_FD");
+	char hex[KEY_HEX_MAX_BYTES];
+	const char *why = NULL;
+	int err = 0;
+
+	if (!!text + !!file + !!fd != 1)
+		return text || file || fd
+			       ? "give the key one way only (SCONE_FSPF_KEY, SCONE_FSPF_KEY_FILE or SCONE_FSPF_KEY_FD)"
+			       : "no key: set SCONE_FSPF_KEY, SCONE_FSPF_KEY_FILE or SCONE_FSPF_KEY_FD";
+	hex[0] = '\0';
+	if (file)
+		err = key_from_file(file, hex, sizeof(hex));
+	else if (fd)
+		err = key_from_fd(fd, hex, sizeof(hex));
+	if (err)
+		why = file ? "cannot read the key file (SCONE_FSPF_KEY_FILE)"
+			   : "cannot read the key descriptor (SCONE_FSPF_KEY_FD)";
+	else if (fsh_hex_decode(text ? text : hex, strlen(text ? text : hex),
+				key, FSHIELD_KEY_BYTES))
+		why = "the key is not 64 hex digits";
+	fsh_wipe(hex, sizeof(hex));
+	return why;
+}
+
+static const char *read_tag(uint8_t tag[FSHIELD_TAG_BYTES], unsigned *flags)
+{
+	const char *hex = env("SCONE_FSPF_TAG");
+	const char *none = env("SCONE_FSPF_NO_ROLLBACK_PROTECTION");
+
+	if (hex && none)
+		return "SCONE_FSPF_TAG and SCONE_FSPF_NO_ROLLBACK_PROTECTION exclude each other";
+	if (!hex) {
+		if (!none || strcmp(none, "1"))
+			return "no expected tag: set SCONE_FSPF_TAG (or SCONE_FSPF_NO_ROLLBACK_PROTECTION=1 to run without rollback protection)";
+		*flags |= FSHIELD_NO_ROLLBACK_PROTECTION;
+		return NULL;
+	}
+	if (fsh_hex_decode(hex, strlen(hex), tag, FSHIELD_TAG_BYTES))
+		return "SCONE_FSPF_TAG is not 32 hex digits";
+	return NULL;
+}
+
+static void log_setup(void)
+{
+	const char *level = env("SCONE_LOG");
+	const char *file = env("SCONE_LOG_FILE");
+
+	if (level) {
+		char *end;
+		long v = strtol(level, &end, 10);
+
+		g_log_level = *end || v < 0 ? 0 : v > 7 ? 7 : (int)v;
+	}
+	if (file && g_log_level) {
+		int fd = REAL(open64)(file, O_WRONLY | O_APPEND | O_CREAT |
+						    O_CLOEXEC | O_NOCTTY,
+				      0600);
+
+		if (fd >= 0)
+			g_log_fd = fd;
+		else
+			plog(FSHIELD_LOG_WARNING,
+			     "cannot open SCONE_LOG_FILE '%s': %s; logging to stderr",
+			     file, strerror(errno));
+	}
+}
+
+static void atfork_prepare(void)
+{
+	vcwd_atfork_prepare();
+	dirs_atfork_prepare();
+	pthread_rwlock_wrlock(&g_runtime_lock);
+	pthread_mutex_lock(&g_table_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&g_table_lock);
+	pthread_rwlock_unlock(&g_runtime_lock);
+	dirs_atfork_release(false);
+	vcwd_atfork_release(false);
+}
+
+/*
+ * In the child the locks are made anew: glibc's rwlock knows its writer by
+ * thread id, which the child's only thread does not share.
+ */
+static void atfork_child(void)
+{
+	pthread_rwlockattr_t attr;
+
+	pthread_mutex_init(&g_table_lock, NULL);
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&g_runtime_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	dirs_atfork_release(true);
+	vcwd_atfork_release(true);
+}
+
+static void init_once(void)
+{
+	struct fshield_config cfg = { 0 };
+	uint8_t key[FSHIELD_KEY_BYTES], tag[FSHIELD_TAG_BYTES];
+	struct fshield_volume *vol = NULL;
+	const char *why;
+	int err;
+
+	cfg.fspf_path = env("SCONE_FSPF");
+	if (!cfg.fspf_path)
+		return; /* not asked for: pass everything through */
+	t_depth++;
+	log_setup();
+	why = read_key(key);
+	if (!why)
+		why = read_tag(tag, &cfg.flags);
+	if (!why && env("SCONE_FSPF_MUTABLE") &&
+	    strcmp(env("SCONE_FSPF_MUTABLE"), "0"))
+		why = "SCONE_FSPF_MUTABLE: this version shields reads only";
+	if (why) {
+		fsh_wipe(key, sizeof(key));
+		refuse(cfg.fspf_path, why);
+	}
+	cfg.root = env("FSHIELD_ROOT");
+	cfg.key = key;
+	cfg.expected_tag = cfg.flags & FSHIELD_NO_ROLLBACK_PROTECTION ? NULL
+								      : tag;
+	cfg.log = runtime_log;
+	err = fshield_volume_open(&cfg, &vol);
+	fsh_wipe(key, sizeof(key));
+	if (err)
+		refuse(cfg.fspf_path, fshield_strerror(err));
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	plog(FSHIELD_LOG_INFO, "shielding %s with '%s'%s",
+	     program_invocation_short_name, cfg.fspf_path,
+	     cfg.root ? "" : " (root /)");
+	g_vol = vol;
+	t_depth--;
+}
+
+void preload_init(void)
+{
+	pthread_once(&g_once, init_once);
+	__atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+}
+
+/* Before main(); the interposers also start the shield on first use. */
+__attribute__((constructor)) static void preload_ctor(void)
+{
+	if (!t_depth)
+		preload_init();
+}
+
+void shield_enter(void)
+{
+	t_depth++;
+	pthread_rwlock_rdlock(&g_runtime_lock);
+}
+
+void shield_leave(void)
+{
+	int saved = errno;
+
+	pthread_rwlock_unlock(&g_runtime_lock);
+	t_depth--;
+	errno = saved;
+}
+
+/* ---- the table of protected descriptors ---- */
+
+/* Two levels, allocated as used: descriptors up to 2^20. */
+#define FD_PAGE_FDS 1024
+#define FD_PAGES 1024
+
+static struct pfile **g_fd_pages[FD_PAGES];
+
+static struct pfile **fd_slot(int fd, bool create)
+{
+	struct pfile **page;
+
+	if (fd < 0 || fd >= FD_PAGE_FDS * FD_PAGES)
+		return NULL;
+	page = __atomic_load_n(&g_fd_pages[fd / FD_PAGE_FDS], __ATOMIC_ACQUIRE);
+	if (!page && create) { /* under g_table_lock */
+		page = calloc(FD_PAGE_FDS, sizeof(*page));
+		if (!page)
+			return NULL;
+		__atomic_store_n(&g_fd_pages[fd / FD_PAGE_FDS], page,
+				 __ATOMIC_RELEASE);
+	}
+	return page ? &page[fd % FD_PAGE_FDS] : NULL;
+}
+
+struct pfile *pfile_new(const char *path, mode_t type, int flags,
+			struct fshield_file *file)
+{
+	struct pfile *pf = calloc(1, sizeof(*pf));
+
+	if (!pf || !(pf->path = strdup(path))) {
+		free(pf);
+		return NULL;
+	}
+	pthread_mutex_init(&pf->lock, NULL);
+	pf->type = type;
+	pf->flags = flags;
+	pf->file = file;
+	return pf;
+}
+
+static void pfile_free(struct pfile *pf)
+{
+	if (pf->file) {
+		shield_enter();
+		fshield_close(pf->file);
+		shield_leave();
+	}
+	pthread_mutex_destroy(&pf->lock);
+	free(pf->path);
+	free(pf);
+}
+
+/* A reference to the description of @fd, or NULL: not protected. */
+struct pfile *fd_get(int fd)
+{
+	struct pfile **slot = fd_slot(fd, false), *pf;
+
+	if (!slot || !__atomic_load_n(slot, __ATOMIC_ACQUIRE))
+		return NULL;
+	pthread_mutex_lock(&g_table_lock);
+	pf = *slot;
+	if (pf)
+		pf->refs++;
+	pthread_mutex_unlock(&g_table_lock);
+	return pf;
+}
+
+void pfile_put(struct pfile *pf)
+{
+	unsigned refs;
+
+	if (!pf)
+		return;
+	pthread_mutex_lock(&g_table_lock);
+	refs = --pf->refs;
+	pthread_mutex_unlock(&g_table_lock);
+	if (!refs)
+		pfile_free(pf);
+}
+
+/* @fd now refers to @pf (a reference of its own); what it had is dropped. */
+void fd_install(int fd, struct pfile *pf)
+{
+	struct pfile **slot, *old = NULL;
+
+	pthread_mutex_lock(&g_table_lock);
+	slot = fd_slot(fd, true);
+	if (slot) {
+		old = *slot;
+		pf->refs++;
+		__atomic_store_n(slot, pf, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&g_table_lock);
+	if (!slot)
+		plog(FSHIELD_LOG_ERR, "descriptor %d is beyond the shield's table",
+		     fd);
+	pfile_put(old);
+}
+
+void fd_drop(int fd)
+{
+	struct pfile **slot = fd_slot(fd, false), *old;
+
+	if (!slot || !__atomic_load_n(slot, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&g_table_lock);
+	old = *slot;
+	__atomic_store_n(slot, NULL, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&g_table_lock);
+	pfile_put(old);
+}
+
+void fd_drop_range(unsigned int first, unsigned int last)
+{
+	unsigned int end = FD_PAGE_FDS * FD_PAGES;
+
+	for (unsigned int fd = first; fd <= last && fd < end; fd++) {
+		if (!__atomic_load_n(&g_fd_pages[fd / FD_PAGE_FDS],
+				     __ATOMIC_ACQUIRE)) {
+			fd |= FD_PAGE_FDS - 1; /* a whole empty page */
+			continue;
+		}
+		fd_drop((int)fd);
+	}
+}

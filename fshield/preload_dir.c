@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * libfshield-preload: directory streams. glibc reads a DIR with getdents
+ * system calls of its own, which nothing can interpose, so a protected
+ * directory gets a DIR of ours: the listing the fspf records (through
+ * fshield_readdir()), taken at opendir() and at rewinddir(). The readdir
+ * family tells ours from libc's by a list of the live ones; while none is
+ * open, a libc DIR costs one load.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "preload_i.h"
+
+struct pdir_entry {
+	char *name;
+	ino_t ino;
+	unsigned char type;
+};
+
+struct pdir {
+	struct pdir *next;		/* g_dirs */
+	int fd;				/* its protected descriptor */
+	pthread_mutex_t lock;
+	struct pdir_entry *v;
+	size_t count, pos;
+	struct dirent64 de;		/* what readdir() returned last */
+};
+
+static pthread_mutex_t g_dirs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pdir *g_dirs;
+
+void dirs_atfork_prepare(void)
+{
+	pthread_mutex_lock(&g_dirs_lock);
+}
+
+void dirs_atfork_release(bool child)
+{
+	if (child)
+		pthread_mutex_init(&g_dirs_lock, NULL);
+	else
+		pthread_mutex_unlock(&g_dirs_lock);
+}
+
+/* Ours, or NULL for a DIR of libc. */
+static struct pdir *pdir_of(DIR *d)
+{
+	struct pdir *p;
+
+	if (!__atomic_load_n(&g_dirs, __ATOMIC_ACQUIRE) || t_depth)
+		return NULL;
+	pthread_mutex_lock(&g_dirs_lock);
+	for (p = g_dirs; p && p != (struct pdir *)d; p = p->next)
+		;
+	pthread_mutex_unlock(&g_dirs_lock);
+	return p;
+}
+
+static unsigned char dtype_of(mode_t mode)
+{
+	return S_ISDIR(mode) ? DT_DIR : S_ISLNK(mode) ? DT_LNK
+		: S_ISREG(mode) ? DT_REG : DT_UNKNOWN;
+}
+
+static void entries_free(struct pdir *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		free(p->v[i].name);
+	free(p->v);
+	p->v = NULL;
+	p->count = p->pos = 0;
+}
+
+struct collect {
+	struct pdir *p;
+	size_t cap;
+};
+
+static int entry_add(struct collect *c, const char *name, ino_t ino,
+		     unsigned char type)
+{
+	struct pdir *p = c->p;
+
+	if (p->count == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 32;
+		struct pdir_entry *v = realloc(p->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->v = v;
+		c->cap = cap;
+	}
+	p->v[p->count].name = strdup(name);
+	if (!p->v[p->count].name)
+		return -ENOMEM;
+	p->v[p->count].ino = ino;
+	p->v[p->count++].type = type;
+	return 0;
+}
+
+static int collect_one(void *ctx, const char *name, const struct stat *st)
+{
+	return entry_add(ctx, name, st->st_ino, dtype_of(st->st_mode));
+}
+
+/* The listing of @path: ".", "..", then what the fspf records. */
+static int pdir_fill(struct pdir *p, const char *path)
+{
+	struct collect c = { p, 0 };
+	struct stat st;
+	int err;
+
+	entries_free(p);
+	err = shield_stat_path(path, &st);
+	if (!err)
+		err = entry_add(&c, ".", st.st_ino, DT_DIR);
+	if (!err)
+		err = entry_add(&c, "..", 0, DT_DIR);
+	if (!err) {
+		shield_enter();
+		err = fshield_readdir(g_vol, path, collect_one, &c);
+		shield_leave();
+	}
+	if (err)
+		entries_free(p);
+	return err;
+}
+
+/* A DIR of ours over protected directory descriptor @fd (owned on success). */
+static DIR *pdir_new(int fd)
+{
+	struct pfile *pf = fd_get(fd);
+	struct pdir *p;
+	int err;
+
+	if (!pf)
+		return NULL;
+	if (pf->type != S_IFDIR || (pf->flags & O_PATH)) {
+		err = pf->type != S_IFDIR ? -ENOTDIR : -EBADF;
+		pfile_put(pf);
+		errno = -err;
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	err = p ? pdir_fill(p, pf->path) : -ENOMEM;
+	pfile_put(pf);
+	if (err) {
+		free(p);
+		errno = -err;
+		return NULL;
+	}
+	p->fd = fd;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_lock(&g_dirs_lock);
+	p->next = g_dirs;
+	__atomic_store_n(&g_dirs, p, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&g_dirs_lock);
+	return (DIR *)p;
+}
+
+EXPORT DIR *opendir(const char *path)
+{
+	const char *lp;
+	struct rpath rp;
+	int ldfd, fd, r = path_route(AT_FDCWD, path, true, &rp, &lp, &ldfd);
+	DIR *d;
+
+	if (!r)
+		return REAL(opendir)(lp);
+	fd = r < 0 ? r : shield_open(&rp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	d = pdir_new(fd);
+	if (!d) {
+		int saved = errno;
+
+		shield_close(fd);
+		errno = saved;
+	}
+	return d;
+}
+
+EXPORT DIR *fdopendir(int fd)
+{
+	struct pfile *pf = shield_on() ? fd_get(fd) : NULL;
+
+	if (!pf)
+		return REAL(fdopendir)(fd);
+	pfile_put(pf);
+	return pdir_new(fd);
+}
+
+static struct dirent64 *pdir_next(struct pdir *p)
+{
+	struct dirent64 *de = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->pos < p->count) {
+		const struct pdir_entry *e = &p->v[p->pos++];
+
+		de = &p->de;
+		memset(de, 0, sizeof(*de));
+		de->d_ino = e->ino;
+		de->d_off = (off64_t)p->pos;
+		de->d_reclen = sizeof(*de);
+		de->d_type = e->type;
+		snprintf(de->d_name, sizeof(de->d_name), "%s", e->name);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return de; /* end of the listing: NULL, errno untouched */
+}
+
+EXPORT struct dirent *readdir(DIR *d)
+{
+	struct pdir *p = pdir_of(d);
+
+	return p ? (struct dirent *)pdir_next(p) : REAL(readdir)(d);
+}
+
+EXPORT struct dirent64 *readdir64(DIR *d)
+{
+	struct pdir *p = pdir_of(d);
+
+	return p ? pdir_next(p) : REAL(readdir64)(d);
+}
+
+/* readdir_r(): deprecated, still used; both layouts are one. */
+static int pdir_next_r(struct pdir *p, struct dirent64 *entry,
+		       struct dirent64 **result)
+{
+	struct dirent64 *de = pdir_next(p);
+
+	if (de)
+		memcpy(entry, de, sizeof(*entry));
+	*result = de ? entry : NULL;
+	return 0;
+}
+
+EXPORT int readdir_r(DIR *d, struct dirent *entry, struct dirent **result)
+{
+	struct pdir *p = pdir_of(d);
+
+	if (!p)
+		return REAL(readdir_r)(d, entry, result);
+	return pdir_next_r(p, (struct dirent64 *)entry,
+			   (struct dirent64 **)result);
+}
+
+EXPORT int readdir64_r(DIR *d, struct dirent64 *entry,
+		       struct dirent64 **result)
+{
+	struct pdir *p = pdir_of(d);
+
+	if (!p)
+		return REAL(readdir64_r)(d, entry, result);
+	return pdir_next_r(p, entry, result);
+}
+
+EXPORT int closedir(DIR *d)
+{
+	struct pdir *p = pdir_of(d), **pp;
+
+	if (!p)
+		return REAL(closedir)(d);
+	pthread_mutex_lock(&g_dirs_lock);
+	for (pp = &g_dirs; *pp && *pp != p; pp = &(*pp)->next)
+		;
+	if (*pp)
+		__atomic_store_n(pp, p->next, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&g_dirs_lock);
+	entries_free(p);
+	pthread_mutex_destroy(&p->lock);
+	shield_close(p->fd);
+	free(p);
+	return 0;
+}
+
+EXPORT int dirfd(DIR *d)
+{
+	struct pdir *p = pdir_of(d);
+
+	return p ? p->fd : REAL(dirfd)(d);
+}
+
+/* Listed afresh, as POSIX wants of rewinddir(). */
+EXPORT void rewinddir(DIR *d)
+{
+	struct pdir *p = pdir_of(d);
+	struct pfile *pf;
+
+	if (!p) {
+		REAL(rewinddir)(d);
+		return;
+	}
+	pf = fd_get(p->fd);
+	pthread_mutex_lock(&p->lock);
+	if (!pf || pdir_fill(p, pf->path))
+		p->pos = p->count; /* gone: an empty listing */
+	pthread_mutex_unlock(&p->lock);
+	pfile_put(pf);
+}
+
+EXPORT long telldir(DIR *d)
+{
+	struct pdir *p = pdir_of(d);
+	long pos;
+
+	if (!p)
+		return REAL(telldir)(d);
+	pthread_mutex_lock(&p->lock);
+	pos = (long)p->pos;
+	pthread_mutex_unlock(&p->lock);
+	return pos;
+}
+
+EXPORT void seekdir(DIR *d, long pos)
+{
+	struct pdir *p = pdir_of(d);
+
+	if (!p) {
+		REAL(seekdir)(d, pos);
+		return;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->pos = pos < 0 ? 0 : (size_t)pos > p->count ? p->count : (size_t)pos;
+	pthread_mutex_unlock(&p->lock);
+}

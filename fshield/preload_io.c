@@ -1,0 +1,1549 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * libfshield-preload: descriptors and paths. Each interposer asks whether
+ * its descriptor (fd_get()) or path (path_route()) is the shield's; if
+ * not, it calls libc with the caller's arguments untouched. This version
+ * shields reads: anything that would change a protected file or directory
+ * fails with EROFS (by path) or as on a read-only descriptor.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+#include "preload_i.h"
+
+/* Bytes moved per step of the read-write fallback of sendfile() & co. */
+#define COPY_CHUNK_BYTES (128u << 10)
+
+/* The descriptor of the shield for a protected @fd, or NULL. */
+static struct pfile *pf_of(int fd)
+{
+	return shield_on() ? fd_get(fd) : NULL;
+}
+
+/*
+ * A descriptor libc made: any stale entry of the table at its number
+ * (the protected descriptor was closed behind our back) goes.
+ */
+static int libc_fd(int fd)
+{
+	if (fd >= 0 && !t_depth) {
+		int saved = errno;
+
+		fd_drop(fd);
+		errno = saved;
+	}
+	return fd;
+}
+
+int shield_stat_path(const char *path, struct stat *st)
+{
+	int err;
+
+	shield_enter();
+	err = fshield_stat(g_vol, path, st);
+	shield_leave();
+	return err;
+}
+
+int pfile_stat(struct pfile *pf, struct stat *st)
+{
+	int err;
+
+	if (!pf->file)
+		return shield_stat_path(pf->path, st);
+	shield_enter();
+	err = fshield_fstat(pf->file, st);
+	shield_leave();
+	return err;
+}
+
+/*
+ * The runtime returns the verified bytes before a chunk that fails and
+ * fails the next read; a program would take that short count for the end
+ * of the file (tar: "file shrank"). A short read that is not at the end
+ * fails whole instead, with the bad chunk's error. Runtime entered.
+ */
+static ssize_t pread_whole(struct fshield_file *file, void *buf, size_t size,
+			   uint64_t off)
+{
+	ssize_t n = fshield_pread(file, buf, size, off);
+	struct stat st;
+	char byte;
+
+	if (n > 0 && (size_t)n < size && !fshield_fstat(file, &st) &&
+	    (uint64_t)st.st_size > off + (uint64_t)n) {
+		ssize_t k = fshield_pread(file, &byte, 1, off + (uint64_t)n);
+
+		if (k < 0)
+			n = k;
+	}
+	return n;
+}
+
+/* Read at @off, or at the shared offset (advancing it) when @off < 0. */
+ssize_t pfile_read(struct pfile *pf, void *buf, size_t size, int64_t off)
+{
+	ssize_t n;
+
+	if (pf->type == S_IFDIR && !(pf->flags & O_PATH))
+		return -EISDIR;
+	if (!pf->file)
+		return -EBADF;
+	if (size > SSIZE_MAX)
+		size = SSIZE_MAX;
+	shield_enter();
+	if (off < 0) {
+		pthread_mutex_lock(&pf->lock);
+		n = pread_whole(pf->file, buf, size, pf->offset);
+		if (n > 0)
+			pf->offset += (uint64_t)n;
+		pthread_mutex_unlock(&pf->lock);
+	} else {
+		n = pread_whole(pf->file, buf, size, (uint64_t)off);
+	}
+	shield_leave();
+	return n;
+}
+
+off_t pfile_seek(struct pfile *pf, off_t off, int whence)
+{
+	struct stat st = { 0 };
+	int64_t pos = 0;
+	int err = 0;
+
+	if (pf->flags & O_PATH)
+		return -EBADF;
+	/* The size before the lock: pfile_read() takes them the other way. */
+	if (whence == SEEK_END || whence == SEEK_DATA || whence == SEEK_HOLE)
+		err = pfile_stat(pf, &st);
+	if (err)
+		return err;
+	pthread_mutex_lock(&pf->lock);
+	switch (whence) {
+	case SEEK_SET:
+		pos = off;
+		break;
+	case SEEK_CUR:
+		err = __builtin_add_overflow((int64_t)pf->offset, off, &pos)
+			      ? -EOVERFLOW : 0;
+		break;
+	case SEEK_END:
+		err = __builtin_add_overflow((int64_t)st.st_size, off, &pos)
+			      ? -EOVERFLOW : 0;
+		break;
+	case SEEK_DATA: /* no holes: all data up to the end */
+	case SEEK_HOLE:
+		if (off < 0 || off >= st.st_size)
+			err = -ENXIO;
+		pos = whence == SEEK_DATA ? off : st.st_size;
+		break;
+	default:
+		err = -EINVAL;
+	}
+	if (!err && pos < 0)
+		err = -EINVAL;
+	if (!err)
+		pf->offset = (uint64_t)pos;
+	pthread_mutex_unlock(&pf->lock);
+	return err ? err : pos;
+}
+
+/*
+ * The kernel's half of a protected descriptor: the root directory opened
+ * read-only, so that its number, close-on-exec flag and poll() are real,
+ * and a program that gets it without the shield (exec, a direct system
+ * call) reads EISDIR instead of stored bytes.
+ */
+static int placeholder(int flags)
+{
+	int fd = REAL(open64)("/", O_RDONLY | O_DIRECTORY | O_NOCTTY |
+					   (flags & O_CLOEXEC));
+
+	return fd < 0 ? -errno : fd;
+}
+
+/* Open protected path @rp as open(2) would, read-only. Return: fd or -errno. */
+int shield_open(const struct rpath *rp, int flags)
+{
+	struct fshield_file *file = NULL;
+	int acc = flags & O_ACCMODE, fd, err;
+	struct pfile *pf;
+	struct stat st;
+
+	err = shield_stat_path(rp->path, &st);
+	if (err == -ENOENT && (flags & O_CREAT))
+		return -EROFS; /* creating: the next increment's writes */
+	if (err)
+		return err;
+	if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+		return -EEXIST;
+	if (S_ISLNK(st.st_mode) && !(flags & O_PATH))
+		return -ELOOP; /* O_NOFOLLOW */
+	if ((rp->slash || (flags & O_DIRECTORY)) && !S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (!(flags & O_PATH)) {
+		if ((flags & O_TMPFILE) == O_TMPFILE)
+			return -EROFS;
+		if (S_ISDIR(st.st_mode) && (acc != O_RDONLY || (flags & O_TRUNC)))
+			return -EISDIR;
+		if (acc != O_RDONLY || (flags & O_TRUNC))
+			return -EROFS;
+		if (S_ISREG(st.st_mode)) {
+			shield_enter();
+			err = fshield_open(g_vol, rp->path, O_RDONLY, 0, &file);
+			shield_leave();
+			if (err)
+				return err;
+		}
+	}
+	fd = placeholder(flags);
+	pf = fd < 0 ? NULL
+		    : pfile_new(rp->path, st.st_mode & S_IFMT, flags, file);
+	if (!pf) {
+		err = fd < 0 ? fd : -ENOMEM;
+		if (fd >= 0)
+			REAL(close)(fd);
+		shield_enter();
+		fshield_close(file);
+		shield_leave();
+		return err;
+	}
+	fd_install(fd, pf);
+	plog(FSHIELD_LOG_DEBUG, "open %s: fd %d", rp->path, fd);
+	return fd;
+}
+
+int shield_close(int fd)
+{
+	fd_drop(fd);
+	return REAL(close)(fd);
+}
+
+/* ---- open ---- */
+
+#define OPEN_MODE(flags, mode)                                               \
+	do {                                                                 \
+		if (((flags) & O_CREAT) ||                                   \
+		    ((flags) & O_TMPFILE) == O_TMPFILE) {                    \
+			va_list ap;                                          \
+			va_start(ap, flags);                                 \
+			(mode) = (mode_t)va_arg(ap, int);                    \
+			va_end(ap);                                          \
+		}                                                            \
+	} while (0)
+
+/* Which libc function an open call goes to when the path is not ours. */
+enum open_fn {
+	OPEN, OPEN64, OPENAT, OPENAT64, OPEN_2, OPEN64_2, OPENAT_2, OPENAT64_2,
+	CREAT, CREAT64,
+};
+
+static int open_libc(enum open_fn fn, int dirfd, const char *path,
+		     int flags, mode_t mode)
+{
+	switch (fn) {
+	case OPEN:
+		return REAL(open)(path, flags, mode);
+	case OPEN64:
+		return REAL(open64)(path, flags, mode);
+	case OPENAT:
+		return REAL(openat)(dirfd, path, flags, mode);
+	case OPENAT64:
+		return REAL(openat64)(dirfd, path, flags, mode);
+	case OPEN_2:
+		return REAL(__open_2)(path, flags);
+	case OPEN64_2:
+		return REAL(__open64_2)(path, flags);
+	case OPENAT_2:
+		return REAL(__openat_2)(dirfd, path, flags);
+	case OPENAT64_2:
+		return REAL(__openat64_2)(dirfd, path, flags);
+	case CREAT:
+		return REAL(creat)(path, mode);
+	default:
+		return REAL(creat64)(path, mode);
+	}
+}
+
+static int open_common(enum open_fn fn, int dirfd, const char *path,
+		       int flags, mode_t mode)
+{
+	const char *lp;
+	struct rpath rp;
+	int ldfd, r = path_route(dirfd, path, !(flags & O_NOFOLLOW), &rp, &lp,
+				 &ldfd);
+
+	if (!r)
+		return libc_fd(open_libc(fn, ldfd, lp, flags, mode));
+	if (r > 0)
+		r = shield_open(&rp, flags);
+	return r < 0 ? fail_with(r) : r;
+}
+
+EXPORT int open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+
+	OPEN_MODE(flags, mode);
+	return open_common(OPEN, AT_FDCWD, path, flags, mode);
+}
+
+EXPORT int open64(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+
+	OPEN_MODE(flags, mode);
+	return open_common(OPEN64, AT_FDCWD, path, flags, mode);
+}
+
+EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+
+	OPEN_MODE(flags, mode);
+	return open_common(OPENAT, dirfd, path, flags, mode);
+}
+
+EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+
+	OPEN_MODE(flags, mode);
+	return open_common(OPENAT64, dirfd, path, flags, mode);
+}
+
+/* The fortified variants (_FORTIFY_SOURCE): no mode by definition. */
+EXPORT int __open_2(const char *path, int flags)
+{
+	return open_common(OPEN_2, AT_FDCWD, path, flags, 0);
+}
+
+EXPORT int __open64_2(const char *path, int flags)
+{
+	return open_common(OPEN64_2, AT_FDCWD, path, flags, 0);
+}
+
+EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+	return open_common(OPENAT_2, dirfd, path, flags, 0);
+}
+
+EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+	return open_common(OPENAT64_2, dirfd, path, flags, 0);
+}
+
+EXPORT int creat(const char *path, mode_t mode)
+{
+	return open_common(CREAT, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC,
+			   mode);
+}
+
+EXPORT int creat64(const char *path, mode_t mode)
+{
+	return open_common(CREAT64, AT_FDCWD, path,
+			   O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+/* ---- read ---- */
+
+static ssize_t read_result(struct pfile *pf, ssize_t n)
+{
+	pfile_put(pf);
+	return n < 0 ? fail_with((int)n) : n;
+}
+
+EXPORT ssize_t read(int fd, void *buf, size_t size)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(read)(fd, buf, size);
+	return read_result(pf, pfile_read(pf, buf, size, -1));
+}
+
+EXPORT ssize_t __read_chk(int fd, void *buf, size_t size, size_t buflen)
+{
+	if (size > buflen)
+		__chk_fail();
+	return read(fd, buf, size);
+}
+
+static ssize_t pread_common(struct pfile *pf, void *buf, size_t size,
+			    off_t off)
+{
+	return read_result(pf, off < 0 ? -EINVAL
+				       : pfile_read(pf, buf, size, off));
+}
+
+EXPORT ssize_t pread(int fd, void *buf, size_t size, off_t off)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(pread)(fd, buf, size, off);
+	return pread_common(pf, buf, size, off);
+}
+
+EXPORT ssize_t pread64(int fd, void *buf, size_t size, off64_t off)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(pread64)(fd, buf, size, off);
+	return pread_common(pf, buf, size, off);
+}
+
+EXPORT ssize_t __pread_chk(int fd, void *buf, size_t size, off_t off,
+			   size_t buflen)
+{
+	if (size > buflen)
+		__chk_fail();
+	return pread(fd, buf, size, off);
+}
+
+EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t size, off64_t off,
+			     size_t buflen)
+{
+	if (size > buflen)
+		__chk_fail();
+	return pread64(fd, buf, size, off);
+}
+
+/* Fill @iov in turn from @off (< 0: the shared offset); short at the end. */
+static ssize_t pfile_readv(struct pfile *pf, const struct iovec *iov,
+			   int count, int64_t off)
+{
+	ssize_t done = 0;
+
+	if (count < 0 || count > IOV_MAX)
+		return read_result(pf, -EINVAL);
+	for (int i = 0; i < count; i++) {
+		ssize_t n = pfile_read(pf, iov[i].iov_base, iov[i].iov_len,
+				       off < 0 ? -1 : off + done);
+
+		if (n < 0)
+			return read_result(pf, done ? done : n);
+		done += n;
+		if ((size_t)n < iov[i].iov_len)
+			break;
+	}
+	return read_result(pf, done);
+}
+
+EXPORT ssize_t readv(int fd, const struct iovec *iov, int count)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(readv)(fd, iov, count);
+	return pfile_readv(pf, iov, count, -1);
+}
+
+EXPORT ssize_t preadv(int fd, const struct iovec *iov, int count, off_t off)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(preadv)(fd, iov, count, off);
+	return off < 0 ? read_result(pf, -EINVAL)
+		       : pfile_readv(pf, iov, count, off);
+}
+
+EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int count,
+			off64_t off)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(preadv64)(fd, iov, count, off);
+	return off < 0 ? read_result(pf, -EINVAL)
+		       : pfile_readv(pf, iov, count, off);
+}
+
+/* preadv2(): an offset of -1 reads at the shared offset; flags are hints. */
+EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int count, off_t off,
+		       int flags)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(preadv2)(fd, iov, count, off, flags);
+	return off < -1 ? read_result(pf, -EINVAL)
+			: pfile_readv(pf, iov, count, off);
+}
+
+EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int count,
+			  off64_t off, int flags)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(preadv64v2)(fd, iov, count, off, flags);
+	return off < -1 ? read_result(pf, -EINVAL)
+			: pfile_readv(pf, iov, count, off);
+}
+
+EXPORT off_t lseek(int fd, off_t off, int whence)
+{
+	struct pfile *pf = pf_of(fd);
+	off_t pos;
+
+	if (!pf)
+		return REAL(lseek)(fd, off, whence);
+	pos = pfile_seek(pf, off, whence);
+	pfile_put(pf);
+	return pos < 0 ? fail_with((int)pos) : pos;
+}
+
+EXPORT off64_t lseek64(int fd, off64_t off, int whence)
+{
+	return lseek(fd, off, whence);
+}
+
+/* ---- descriptors ---- */
+
+EXPORT int close(int fd)
+{
+	if (!t_depth)
+		fd_drop(fd);
+	return REAL(close)(fd);
+}
+
+EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	if (!t_depth && !(flags & CLOSE_RANGE_CLOEXEC))
+		fd_drop_range(first, last);
+	return REAL(close_range)(first, last, flags);
+}
+
+EXPORT void closefrom(int lowfd)
+{
+	if (!t_depth && lowfd >= 0)
+		fd_drop_range((unsigned int)lowfd, ~0u);
+	REAL(closefrom)(lowfd);
+}
+
+/* @fd (made by libc from @old) now shares @pf, or is nobody's. */
+static int dup_result(int fd, struct pfile *pf)
+{
+	int saved = errno;
+
+	if (fd >= 0 && !t_depth) {
+		if (pf)
+			fd_install(fd, pf);
+		else
+			fd_drop(fd);
+	}
+	pfile_put(pf);
+	errno = saved;
+	return fd;
+}
+
+EXPORT int dup(int old)
+{
+	struct pfile *pf = pf_of(old);
+
+	return dup_result(REAL(dup)(old), pf);
+}
+
+EXPORT int dup2(int old, int new)
+{
+	struct pfile *pf = pf_of(old);
+	int fd = REAL(dup2)(old, new);
+
+	if (old == new) { /* nothing changed */
+		pfile_put(pf);
+		return fd;
+	}
+	return dup_result(fd, pf);
+}
+
+EXPORT int dup3(int old, int new, int flags)
+{
+	struct pfile *pf = pf_of(old);
+
+	return dup_result(REAL(dup3)(old, new, flags), pf);
+}
+
+/* The status flags F_GETFL reports for a description opened with @flags. */
+static int status_flags(int flags)
+{
+	return (flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECT |
+			 O_NOATIME | O_PATH | O_SYNC | O_DSYNC | O_ASYNC)) |
+	       O_LARGEFILE;
+}
+
+static int fcntl_common(bool is64, int fd, int cmd, void *arg)
+{
+	struct pfile *pf = pf_of(fd);
+	int r;
+
+	if (pf && cmd == F_GETFL) {
+		r = status_flags(pf->flags);
+		pfile_put(pf);
+		return r;
+	}
+	if (pf && cmd == F_SETFL) {
+		/* As the kernel: only these change; the access mode stays. */
+		int mask = O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME |
+			   O_ASYNC;
+
+		pthread_mutex_lock(&pf->lock);
+		pf->flags = (pf->flags & ~mask) | ((int)(intptr_t)arg & mask);
+		pthread_mutex_unlock(&pf->lock);
+		pfile_put(pf);
+		return 0;
+	}
+	/* Close-on-exec, locks and the rest: the kernel's descriptor. */
+	r = is64 ? REAL(fcntl64)(fd, cmd, arg) : REAL(fcntl)(fd, cmd, arg);
+	if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)
+		return dup_result(r, pf);
+	pfile_put(pf);
+	return r;
+}
+
+EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(false, fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(true, fd, cmd, arg);
+}
+
+/* ---- stat ---- */
+
+static int fstat_result(struct pfile *pf, struct stat *st)
+{
+	int err = pfile_stat(pf, st);
+
+	pfile_put(pf);
+	return err ? fail_with(err) : 0;
+}
+
+/* Which libc function a stat call goes to when the path is not ours. */
+enum stat_fn {
+	STAT, STAT64, LSTAT, LSTAT64, FSTATAT, FSTATAT64, XSTAT, XSTAT64,
+	LXSTAT, LXSTAT64, FXSTATAT, FXSTATAT64,
+};
+
+static int stat_libc(enum stat_fn fn, int ver, int dirfd, const char *path,
+		     void *st, int flags)
+{
+	switch (fn) {
+	case STAT:
+		return REAL(stat)(path, st);
+	case STAT64:
+		return REAL(stat64)(path, st);
+	case LSTAT:
+		return REAL(lstat)(path, st);
+	case LSTAT64:
+		return REAL(lstat64)(path, st);
+	case FSTATAT:
+		return REAL(fstatat)(dirfd, path, st, flags);
+	case FSTATAT64:
+		return REAL(fstatat64)(dirfd, path, st, flags);
+	case XSTAT:
+		return REAL(__xstat)(ver, path, st);
+	case XSTAT64:
+		return REAL(__xstat64)(ver, path, st);
+	case LXSTAT:
+		return REAL(__lxstat)(ver, path, st);
+	case LXSTAT64:
+		return REAL(__lxstat64)(ver, path, st);
+	case FXSTATAT:
+		return REAL(__fxstatat)(ver, dirfd, path, st, flags);
+	default:
+		return REAL(__fxstatat64)(ver, dirfd, path, st, flags);
+	}
+}
+
+/*
+ * fstatat() of @path relative to @dirfd with @flags: 1 the shield's, done
+ * into *@ret; 0 libc's, with *@lp and *@ldfd.
+ */
+static int stat_route(int dirfd, const char *path, struct stat *st,
+		      int flags, struct rpath *rp, const char **lp, int *ldfd,
+		      int *ret)
+{
+	int r;
+
+	if ((flags & AT_EMPTY_PATH) && path && !*path) {
+		struct pfile *pf = dirfd == AT_FDCWD ? NULL : pf_of(dirfd);
+
+		*lp = path;
+		*ldfd = dirfd;
+		if (!pf)
+			return 0;
+		*ret = fstat_result(pf, st);
+		return 1;
+	}
+	r = path_route(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), rp, lp,
+		       ldfd);
+	if (!r)
+		return 0;
+	if (r > 0) {
+		r = shield_stat_path(rp->path, st);
+		if (!r && rp->slash && !S_ISDIR(st->st_mode))
+			r = -ENOTDIR;
+	}
+	*ret = r ? fail_with(r) : 0;
+	return 1;
+}
+
+static int stat_common(enum stat_fn fn, int ver, int dirfd,
+		       const char *path, void *st, int flags)
+{
+	const char *lp;
+	struct rpath rp;
+	int ldfd, r;
+
+	if (stat_route(dirfd, path, st, flags, &rp, &lp, &ldfd, &r))
+		return r;
+	return stat_libc(fn, ver, ldfd, lp, st, flags);
+}
+
+EXPORT int stat(const char *path, struct stat *st)
+{
+	return stat_common(STAT, 0, AT_FDCWD, path, st, 0);
+}
+
+EXPORT int stat64(const char *path, struct stat64 *st)
+{
+	return stat_common(STAT64, 0, AT_FDCWD, path, st, 0);
+}
+
+EXPORT int lstat(const char *path, struct stat *st)
+{
+	return stat_common(LSTAT, 0, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+
+EXPORT int lstat64(const char *path, struct stat64 *st)
+{
+	return stat_common(LSTAT64, 0, AT_FDCWD, path, st,
+			   AT_SYMLINK_NOFOLLOW);
+}
+
+EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+	return stat_common(FSTATAT, 0, dirfd, path, st, flags);
+}
+
+EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st,
+		     int flags)
+{
+	return stat_common(FSTATAT64, 0, dirfd, path, st, flags);
+}
+
+EXPORT int fstat(int fd, struct stat *st)
+{
+	struct pfile *pf = pf_of(fd);
+
+	return pf ? fstat_result(pf, st) : REAL(fstat)(fd, st);
+}
+
+EXPORT int fstat64(int fd, struct stat64 *st)
+{
+	struct pfile *pf = pf_of(fd);
+
+	return pf ? fstat_result(pf, (struct stat *)st) : REAL(fstat64)(fd, st);
+}
+
+/* The stat functions of binaries built before glibc 2.33. */
+EXPORT int __xstat(int ver, const char *path, struct stat *st)
+{
+	return stat_common(XSTAT, ver, AT_FDCWD, path, st, 0);
+}
+
+EXPORT int __xstat64(int ver, const char *path, struct stat64 *st)
+{
+	return stat_common(XSTAT64, ver, AT_FDCWD, path, st, 0);
+}
+
+EXPORT int __lxstat(int ver, const char *path, struct stat *st)
+{
+	return stat_common(LXSTAT, ver, AT_FDCWD, path, st,
+			   AT_SYMLINK_NOFOLLOW);
+}
+
+EXPORT int __lxstat64(int ver, const char *path, struct stat64 *st)
+{
+	return stat_common(LXSTAT64, ver, AT_FDCWD, path, st,
+			   AT_SYMLINK_NOFOLLOW);
+}
+
+EXPORT int __fxstat(int ver, int fd, struct stat *st)
+{
+	struct pfile *pf = pf_of(fd);
+
+	return pf ? fstat_result(pf, st) : REAL(__fxstat)(ver, fd, st);
+}
+
+EXPORT int __fxstat64(int ver, int fd, struct stat64 *st)
+{
+	struct pfile *pf = pf_of(fd);
+
+	return pf ? fstat_result(pf, (struct stat *)st)
+		  : REAL(__fxstat64)(ver, fd, st);
+}
+
+EXPORT int __fxstatat(int ver, int dirfd, const char *path, struct stat *st,
+		      int flags)
+{
+	return stat_common(FXSTATAT, ver, dirfd, path, st, flags);
+}
+
+EXPORT int __fxstatat64(int ver, int dirfd, const char *path,
+			struct stat64 *st, int flags)
+{
+	return stat_common(FXSTATAT64, ver, dirfd, path, st, flags);
+}
+
+static struct statx_timestamp stx_time(struct timespec ts)
+{
+	return (struct statx_timestamp){ .tv_sec = ts.tv_sec,
+					 .tv_nsec = (uint32_t)ts.tv_nsec };
+}
+
+static void statx_of(const struct stat *st, struct statx *stx)
+{
+	memset(stx, 0, sizeof(*stx));
+	stx->stx_mask = STATX_BASIC_STATS;
+	stx->stx_blksize = (uint32_t)st->st_blksize;
+	stx->stx_nlink = (uint32_t)st->st_nlink;
+	stx->stx_uid = st->st_uid;
+	stx->stx_gid = st->st_gid;
+	stx->stx_mode = (uint16_t)st->st_mode;
+	stx->stx_ino = st->st_ino;
+	stx->stx_size = (uint64_t)st->st_size;
+	stx->stx_blocks = (uint64_t)st->st_blocks;
+	stx->stx_atime = stx_time(st->st_atim);
+	stx->stx_ctime = stx_time(st->st_ctim);
+	stx->stx_mtime = stx_time(st->st_mtim);
+	stx->stx_dev_major = major(st->st_dev);
+	stx->stx_dev_minor = minor(st->st_dev);
+}
+
+EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask,
+		 struct statx *stx)
+{
+	const char *lp;
+	struct rpath rp;
+	struct stat st;
+	int ldfd, r;
+
+	if (!stat_route(dirfd, path, &st, flags, &rp, &lp, &ldfd, &r))
+		return REAL(statx)(ldfd, lp, flags, mask, stx);
+	if (!r)
+		statx_of(&st, stx);
+	return r;
+}
+
+/* ---- access ---- */
+
+static bool in_group(gid_t gid, bool effective)
+{
+	gid_t groups[256];
+	int n;
+
+	if (gid == (effective ? getegid() : getgid()))
+		return true;
+	n = getgroups((int)(sizeof(groups) / sizeof(*groups)), groups);
+	for (int i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* access(2) of protected @path for the real (or effective) ids. */
+static int access_shield(const char *path, int mode, bool effective)
+{
+	uid_t uid = effective ? geteuid() : getuid();
+	struct stat st;
+	int err = shield_stat_path(path, &st), bits;
+
+	if (err)
+		return err;
+	if (mode & W_OK)
+		return -EROFS;
+	mode &= R_OK | X_OK;
+	if (!mode)
+		return 0;
+	if (uid == 0) /* root: executing still needs an x bit somewhere */
+		return !(mode & X_OK) || S_ISDIR(st.st_mode) ||
+				       (st.st_mode & 0111)
+			       ? 0
+			       : -EACCES;
+	bits = st.st_uid == uid			    ? (int)(st.st_mode >> 6) & 7
+	       : in_group(st.st_gid, effective) ? (int)(st.st_mode >> 3) & 7
+						  : (int)st.st_mode & 7;
+	return (bits & mode) == mode ? 0 : -EACCES;
+}
+
+static int access_route(int dirfd, const char *path, int mode, int flags,
+			struct rpath *rp, const char **lp, int *ldfd,
+			int *ret)
+{
+	int r = path_route(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW), rp, lp,
+			   ldfd);
+
+	if (!r)
+		return 0;
+	if (r > 0)
+		r = access_shield(rp->path, mode, flags & AT_EACCESS);
+	*ret = r ? fail_with(r) : 0;
+	return 1;
+}
+
+EXPORT int access(const char *path, int mode)
+{
+	const char *lp;
+	struct rpath rp;
+	int ldfd, r;
+
+	if (access_route(AT_FDCWD, path, mode, 0, &rp, &lp, &ldfd, &r))
+		return r;
+	return REAL(access)(lp, mode);
+}
+
+EXPORT int faccessat(int dirfd, const char *path, int mode, int flags)
+{
+	const char *lp;
+	struct rpath rp;
+	int ldfd, r;
+
+	if (access_route(dirfd, path, mode, flags, &rp, &lp, &ldfd, &r))
+		return r;
+	return REAL(faccessat)(ldfd, lp, mode, flags);
+}
+
+EXPORT int euidaccess(const char *path, int mode)
+{
+	const char *lp;
+	struct rpath rp;
+	int ldfd, r;
+
+	if (access_route(AT_FDCWD, path, mode, AT_EACCESS, &rp, &lp, &ldfd, &r))
+		return r;
+	return REAL(euidaccess)(lp, mode);
+}
+
+EXPORT int eaccess(const char *path, int mode)
+{
+	const char *lp;
+	struct rpath rp;
+	int ldfd, r;
+
+	if (access_route(AT_FDCWD, path, mode, AT_EACCESS, &rp, &lp, &ldfd, &r))
+		return r;
+	return REAL(eaccess)(lp, mode);
+}
+
+/* ---- symlinks and names ---- */
+
+static ssize_t readlink_shield(const char *path, char *buf, size_t size)
+{
+	char target[PATH_MAX];
+	ssize_t n;
+
+	shield_enter();
+	n = fshield_readlink(g_vol, path, target, sizeof(target));
+	shield_leave();
+	if (n < 0)
+		return fail_with((int)n);
+	if ((size_t)n > size)
+		n = (ssize_t)size;
+	memcpy(buf, target, (size_t)n); /* no NUL, as readlink(2) */
+	return n;
+}
+
+EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf,
+			  size_t size)
+{
+	const char *lp;
+	struct rpath rp;
+	int ldfd, r = path_route(dirfd, path, false, &rp, &lp, &ldfd);
+
+	if (r < 0)
+		return fail_with(r);
+	if (r)
+		return readlink_shield(rp.path, buf, size);
+	return REAL(readlinkat)(ldfd, lp, buf, size);
+}
+
+EXPORT ssize_t readlink(const char *path, char *buf, size_t size)
+{
+	const char *lp;
+	struct rpath rp;
+	int ldfd, r = path_route(AT_FDCWD, path, false, &rp, &lp, &ldfd);
+
+	if (r < 0)
+		return fail_with(r);
+	if (r)
+		return readlink_shield(rp.path, buf, size);
+	return REAL(readlink)(lp, buf, size);
+}
+
+EXPORT ssize_t __readlink_chk(const char *path, char *buf, size_t size,
+			      size_t buflen)
+{
+	if (size > buflen)
+		__chk_fail();
+	return readlink(path, buf, size);
+}
+
+EXPORT ssize_t __readlinkat_chk(int dirfd, const char *path, char *buf,
+				size_t size, size_t buflen)
+{
+	if (size > buflen)
+		__chk_fail();
+	return readlinkat(dirfd, path, buf, size);
+}
+
+EXPORT char *realpath(const char *path, char *resolved)
+{
+	const char *lp;
+	struct rpath rp;
+	struct stat st;
+	int ldfd, r = path_route(AT_FDCWD, path, true, &rp, &lp, &ldfd);
+
+	if (!r)
+		return REAL(realpath)(lp, resolved);
+	if (r > 0)
+		r = shield_stat_path(rp.path, &st);
+	if (!r && rp.slash && !S_ISDIR(st.st_mode))
+		r = -ENOTDIR;
+	if (r) {
+		errno = -r;
+		return NULL;
+	}
+	if (!resolved)
+		return strdup(rp.path);
+	return strcpy(resolved, rp.path);
+}
+
+EXPORT char *__realpath_chk(const char *path, char *resolved, size_t buflen)
+{
+	if (buflen < PATH_MAX)
+		__chk_fail();
+	return realpath(path, resolved);
+}
+
+EXPORT char *canonicalize_file_name(const char *path)
+{
+	return realpath(path, NULL);
+}
+
+/* ---- mmap ---- */
+
+/*
+ * A private copy of a protected file: anonymous memory filled with its
+ * verified plaintext. A shared writable mapping cannot be kept in step
+ * with the shield: refused. A shared read-only one is a copy too (nothing
+ * writes a read-only volume).
+ */
+static void *mmap_shield(struct pfile *pf, void *addr, size_t len, int prot,
+			 int flags, off_t off)
+{
+	int type = flags & MAP_TYPE, err = 0;
+	long page = sysconf(_SC_PAGESIZE);
+	size_t done = 0;
+	void *p;
+
+	if (!pf->file)
+		err = pf->flags & O_PATH ? -EBADF : -ENODEV;
+	else if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) &&
+		 (prot & PROT_WRITE)) {
+		plog(FSHIELD_LOG_ERR,
+		     "refusing a shared writable mapping of %s: protected files cannot be mapped so",
+		     pf->path);
+		err = -EACCES;
+	} else if (!len || off < 0 || off % page) {
+		err = -EINVAL;
+	}
+	if (err) {
+		pfile_put(pf);
+		errno = -err;
+		return MAP_FAILED;
+	}
+	flags &= MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE |
+		 MAP_POPULATE | MAP_LOCKED | MAP_32BIT | MAP_STACK;
+	p = REAL(mmap64)(addr, len, PROT_READ | PROT_WRITE,
+			 flags | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	while (p != MAP_FAILED && done < len) {
+		ssize_t n = pfile_read(pf, (char *)p + done, len - done,
+				       off + (off_t)done);
+
+		if (n < 0)
+			err = (int)n;
+		if (n <= 0)
+			break; /* the rest, past the end, stays zero */
+		done += (size_t)n;
+	}
+	if (p != MAP_FAILED && !err && prot != (PROT_READ | PROT_WRITE) &&
+	    REAL(mprotect)(p, len, prot) < 0)
+		err = -errno;
+	pfile_put(pf);
+	if (p != MAP_FAILED && err) {
+		REAL(munmap)(p, len);
+		errno = -err;
+		return MAP_FAILED;
+	}
+	if (p != MAP_FAILED)
+		plog(FSHIELD_LOG_DEBUG, "mmap %s: %zu bytes from %lld, a copy",
+		     pf->path, len, (long long)off);
+	return p;
+}
+
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd,
+		  off_t off)
+{
+	struct pfile *pf = (flags & MAP_ANONYMOUS) ? NULL : pf_of(fd);
+
+	if (!pf)
+		return REAL(mmap)(addr, len, prot, flags, fd, off);
+	return mmap_shield(pf, addr, len, prot, flags, off);
+}
+
+EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
+		    off64_t off)
+{
+	struct pfile *pf = (flags & MAP_ANONYMOUS) ? NULL : pf_of(fd);
+
+	if (!pf)
+		return REAL(mmap64)(addr, len, prot, flags, fd, off);
+	return mmap_shield(pf, addr, len, prot, flags, off);
+}
+
+/* ---- copies between descriptors ---- */
+
+/*
+ * sendfile(), copy_file_range() and splice() with a protected end: read
+ * through the shield, write with libc. @in_off, @out_off: NULL for the
+ * descriptors' offsets. A protected @out is read-only: EBADF.
+ */
+static ssize_t copy_fallback(struct pfile *in, int in_fd, off64_t *in_off,
+			     struct pfile *out, int out_fd, off64_t *out_off,
+			     size_t count)
+{
+	size_t done = 0, step = count < COPY_CHUNK_BYTES ? count
+							  : COPY_CHUNK_BYTES;
+	char *buf = NULL;
+	ssize_t err = 0;
+
+	if (out)
+		err = -EBADF;
+	else if ((in_off && *in_off < 0) || (out_off && *out_off < 0))
+		err = -EINVAL;
+	else if (step && !(buf = malloc(step)))
+		err = -ENOMEM;
+	while (!err && done < count) {
+		size_t want = count - done < step ? count - done : step;
+		ssize_t n, w = 0;
+
+		n = in ? pfile_read(in, buf, want, in_off ? *in_off : -1)
+		       : in_off ? REAL(pread64)(in_fd, buf, want, *in_off)
+				: REAL(read)(in_fd, buf, want);
+		if (n < 0 && !in)
+			n = -errno;
+		if (n <= 0) {
+			err = n;
+			break;
+		}
+		while (w < n) {
+			ssize_t k = out_off
+					    ? REAL(pwrite64)(out_fd, buf + w,
+							     (size_t)(n - w),
+							     *out_off + w)
+					    : REAL(write)(out_fd, buf + w,
+							  (size_t)(n - w));
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0) {
+				err = -errno;
+				break;
+			}
+			w += k;
+		}
+		if (in_off)
+			*in_off += w;
+		if (out_off)
+			*out_off += w;
+		done += (size_t)w;
+		if (w < n) { /* the unwritten rest: back to where it was */
+			if (!in_off && in)
+				pfile_seek(in, w - n, SEEK_CUR);
+			else if (!in_off)
+				REAL(lseek64)(in_fd, w - n, SEEK_CUR);
+			break;
+		}
+	}
+	free(buf);
+	pfile_put(in);
+	pfile_put(out);
+	if (done)
+		return (ssize_t)done;
+	return err ? fail_with((int)err) : 0;
+}
+
+EXPORT ssize_t sendfile64(int out_fd, int in_fd, off64_t *off, size_t count)
+{
+	struct pfile *in = pf_of(in_fd), *out = in ? pf_of(out_fd) : NULL;
+
+	if (!in && !(out = pf_of(out_fd)))
+		return REAL(sendfile64)(out_fd, in_fd, off, count);
+	return copy_fallback(in, in_fd, off, out, out_fd, NULL, count);
+}
+
+EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *off, size_t count)
+{
+	return sendfile64(out_fd, in_fd, off, count);
+}
+
+EXPORT ssize_t copy_file_range(int in_fd, off64_t *in_off, int out_fd,
+			       off64_t *out_off, size_t count,
+			       unsigned int flags)
+{
+	struct pfile *in = pf_of(in_fd), *out = pf_of(out_fd);
+
+	if (!in && !out)
+		return REAL(copy_file_range)(in_fd, in_off, out_fd, out_off,
+					     count, flags);
+	if (flags) {
+		pfile_put(in);
+		pfile_put(out);
+		return fail_with(-EINVAL);
+	}
+	return copy_fallback(in, in_fd, in_off, out, out_fd, out_off, count);
+}
+
+EXPORT ssize_t splice(int in_fd, off64_t *in_off, int out_fd,
+		      off64_t *out_off, size_t count, unsigned int flags)
+{
+	struct pfile *in = pf_of(in_fd), *out = pf_of(out_fd);
+
+	if (!in && !out)
+		return REAL(splice)(in_fd, in_off, out_fd, out_off, count,
+				    flags);
+	return copy_fallback(in, in_fd, in_off, out, out_fd, out_off, count);
+}
+
+/* ---- changes: read-only in this version ---- */
+
+/*
+ * 1: a protected path, which this version does not change: *@ret is -1
+ * and errno EROFS (or the resolution's error); 0: libc's.
+ */
+static int change_route(int dirfd, const char *path, bool follow,
+			struct rpath *rp, const char **lp, int *ldfd,
+			int *ret)
+{
+	int r = path_route(dirfd, path, follow, rp, lp, ldfd);
+
+	if (!r)
+		return 0;
+	*ret = fail_with(r < 0 ? r : -EROFS);
+	return 1;
+}
+
+/* True when @fd is a protected descriptor. */
+static bool fd_protected(int fd)
+{
+	struct pfile *pf = pf_of(fd);
+
+	pfile_put(pf);
+	return pf != NULL;
+}
+
+#define CHANGE_PATH(dirfd, path, follow, call)                          \
+	do {                                                                 \
+		const char *lp;                                              \
+		struct rpath rp;                                             \
+		int ldfd, r;                                                 \
+		if (change_route(dirfd, path, follow, &rp, &lp, &ldfd, &r))  \
+			return r;                                            \
+		(void)ldfd;                                                  \
+		return call;                                                 \
+	} while (0)
+
+EXPORT int mkdir(const char *path, mode_t mode)
+{
+	CHANGE_PATH(AT_FDCWD, path, false, REAL(mkdir)(lp, mode));
+}
+
+EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
+{
+	CHANGE_PATH(dirfd, path, false, REAL(mkdirat)(ldfd, lp, mode));
+}
+
+EXPORT int rmdir(const char *path)
+{
+	CHANGE_PATH(AT_FDCWD, path, false, REAL(rmdir)(lp));
+}
+
+EXPORT int unlink(const char *path)
+{
+	CHANGE_PATH(AT_FDCWD, path, false, REAL(unlink)(lp));
+}
+
+EXPORT int unlinkat(int dirfd, const char *path, int flags)
+{
+	CHANGE_PATH(dirfd, path, false, REAL(unlinkat)(ldfd, lp, flags));
+}
+
+EXPORT int mknod(const char *path, mode_t mode, dev_t dev)
+{
+	CHANGE_PATH(AT_FDCWD, path, false, REAL(mknod)(lp, mode, dev));
+}
+
+EXPORT int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
+{
+	CHANGE_PATH(dirfd, path, false,
+		    REAL(mknodat)(ldfd, lp, mode, dev));
+}
+
+EXPORT int symlink(const char *target, const char *path)
+{
+	CHANGE_PATH(AT_FDCWD, path, false, REAL(symlink)(target, lp));
+}
+
+EXPORT int symlinkat(const char *target, int dirfd, const char *path)
+{
+	CHANGE_PATH(dirfd, path, false,
+		    REAL(symlinkat)(target, ldfd, lp));
+}
+
+EXPORT int truncate(const char *path, off_t size)
+{
+	CHANGE_PATH(AT_FDCWD, path, true, REAL(truncate)(lp, size));
+}
+
+EXPORT int truncate64(const char *path, off64_t size)
+{
+	CHANGE_PATH(AT_FDCWD, path, true, REAL(truncate64)(lp, size));
+}
+
+EXPORT int chmod(const char *path, mode_t mode)
+{
+	CHANGE_PATH(AT_FDCWD, path, true, REAL(chmod)(lp, mode));
+}
+
+EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
+{
+	CHANGE_PATH(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+		    REAL(fchmodat)(ldfd, lp, mode, flags));
+}
+
+EXPORT int chown(const char *path, uid_t uid, gid_t gid)
+{
+	CHANGE_PATH(AT_FDCWD, path, true, REAL(chown)(lp, uid, gid));
+}
+
+EXPORT int lchown(const char *path, uid_t uid, gid_t gid)
+{
+	CHANGE_PATH(AT_FDCWD, path, false, REAL(lchown)(lp, uid, gid));
+}
+
+EXPORT int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid,
+		    int flags)
+{
+	if ((flags & AT_EMPTY_PATH) && !*path && fd_protected(dirfd))
+		return fail_with(-EROFS);
+	CHANGE_PATH(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+		    REAL(fchownat)(ldfd, lp, uid, gid, flags));
+}
+
+EXPORT int utimensat(int dirfd, const char *path, const struct timespec t[2],
+		     int flags)
+{
+	CHANGE_PATH(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+		    REAL(utimensat)(ldfd, lp, t, flags));
+}
+
+/* Two paths: either protected is a change of the shield's. */
+#define CHANGE_PATHS(dfd1, p1, dfd2, p2, call)                               \
+	do {                                                                 \
+		const char *lp, *lp2;                                        \
+		struct rpath rp, rp2;                                        \
+		int ldfd, ldfd2, r;                                          \
+		if (change_route(dfd1, p1, false, &rp, &lp, &ldfd, &r) ||    \
+		    change_route(dfd2, p2, false, &rp2, &lp2, &ldfd2, &r))   \
+			return r;                                            \
+		(void)ldfd;                                                  \
+		(void)ldfd2;                                                 \
+		return call;                                                 \
+	} while (0)
+
+EXPORT int rename(const char *from, const char *to)
+{
+	CHANGE_PATHS(AT_FDCWD, from, AT_FDCWD, to, REAL(rename)(lp, lp2));
+}
+
+EXPORT int renameat(int fromfd, const char *from, int tofd, const char *to)
+{
+	CHANGE_PATHS(fromfd, from, tofd, to,
+		     REAL(renameat)(ldfd, lp, ldfd2, lp2));
+}
+
+EXPORT int renameat2(int fromfd, const char *from, int tofd, const char *to,
+		     unsigned int flags)
+{
+	CHANGE_PATHS(fromfd, from, tofd, to,
+		     REAL(renameat2)(ldfd, lp, ldfd2, lp2, flags));
+}
+
+EXPORT int link(const char *from, const char *to)
+{
+	CHANGE_PATHS(AT_FDCWD, from, AT_FDCWD, to, REAL(link)(lp, lp2));
+}
+
+EXPORT int linkat(int fromfd, const char *from, int tofd, const char *to,
+		  int flags)
+{
+	CHANGE_PATHS(fromfd, from, tofd, to,
+		     REAL(linkat)(ldfd, lp, ldfd2, lp2, flags));
+}
+
+EXPORT int fchmod(int fd, mode_t mode)
+{
+	return fd_protected(fd) ? fail_with(-EROFS) : REAL(fchmod)(fd, mode);
+}
+
+EXPORT int fchown(int fd, uid_t uid, gid_t gid)
+{
+	return fd_protected(fd) ? fail_with(-EROFS) : REAL(fchown)(fd, uid, gid);
+}
+
+EXPORT int futimens(int fd, const struct timespec t[2])
+{
+	return fd_protected(fd) ? fail_with(-EROFS) : REAL(futimens)(fd, t);
+}
+
+/* As on a descriptor opened read-only: EINVAL. */
+EXPORT int ftruncate(int fd, off_t size)
+{
+	return fd_protected(fd) ? fail_with(-EINVAL) : REAL(ftruncate)(fd, size);
+}
+
+EXPORT int ftruncate64(int fd, off64_t size)
+{
+	return fd_protected(fd) ? fail_with(-EINVAL) : REAL(ftruncate64)(fd, size);
+}
+
+/*
+ * Extended attributes: the fspf records none, so a protected path has
+ * none to read (ENOTSUP, which tells ls and cp to stop asking) and none
+ * can be set (EROFS).
+ */
+static int xattr_route(const char *path, bool follow, int err,
+		       struct rpath *rp, const char **lp, int *ret)
+{
+	int ldfd, r = path_route(AT_FDCWD, path, follow, rp, lp, &ldfd);
+
+	if (!r)
+		return 0;
+	*ret = fail_with(r < 0 ? r : err);
+	return 1;
+}
+
+#define XATTR_PATH(path, follow, err, call)                                  \
+	do {                                                                 \
+		const char *lp;                                              \
+		struct rpath rp;                                             \
+		int r;                                                       \
+		if (xattr_route(path, follow, err, &rp, &lp, &r))            \
+			return r;                                            \
+		return call;                                                 \
+	} while (0)
+
+EXPORT ssize_t getxattr(const char *path, const char *name, void *value,
+			size_t size)
+{
+	XATTR_PATH(path, true, -ENOTSUP,
+		   REAL(getxattr)(lp, name, value, size));
+}
+
+EXPORT ssize_t lgetxattr(const char *path, const char *name, void *value,
+			 size_t size)
+{
+	XATTR_PATH(path, false, -ENOTSUP,
+		   REAL(lgetxattr)(lp, name, value, size));
+}
+
+EXPORT ssize_t listxattr(const char *path, char *list, size_t size)
+{
+	XATTR_PATH(path, true, -ENOTSUP, REAL(listxattr)(lp, list, size));
+}
+
+EXPORT ssize_t llistxattr(const char *path, char *list, size_t size)
+{
+	XATTR_PATH(path, false, -ENOTSUP, REAL(llistxattr)(lp, list, size));
+}
+
+EXPORT int setxattr(const char *path, const char *name, const void *value,
+		    size_t size, int flags)
+{
+	XATTR_PATH(path, true, -EROFS,
+		   REAL(setxattr)(lp, name, value, size, flags));
+}
+
+EXPORT int lsetxattr(const char *path, const char *name, const void *value,
+		     size_t size, int flags)
+{
+	XATTR_PATH(path, false, -EROFS,
+		   REAL(lsetxattr)(lp, name, value, size, flags));
+}
+
+EXPORT int removexattr(const char *path, const char *name)
+{
+	XATTR_PATH(path, true, -EROFS, REAL(removexattr)(lp, name));
+}
+
+EXPORT int lremovexattr(const char *path, const char *name)
+{
+	XATTR_PATH(path, false, -EROFS, REAL(lremovexattr)(lp, name));
+}
+
+EXPORT ssize_t fgetxattr(int fd, const char *name, void *value, size_t size)
+{
+	return fd_protected(fd) ? fail_with(-ENOTSUP)
+				: REAL(fgetxattr)(fd, name, value, size);
+}
+
+EXPORT ssize_t flistxattr(int fd, char *list, size_t size)
+{
+	return fd_protected(fd) ? fail_with(-ENOTSUP)
+				: REAL(flistxattr)(fd, list, size);
+}
+
+EXPORT int fsetxattr(int fd, const char *name, const void *value,
+		     size_t size, int flags)
+{
+	return fd_protected(fd) ? fail_with(-EROFS)
+				: REAL(fsetxattr)(fd, name, value, size, flags);
+}
+
+EXPORT int fremovexattr(int fd, const char *name)
+{
+	return fd_protected(fd) ? fail_with(-EROFS)
+				: REAL(fremovexattr)(fd, name);
+}

@@ -1,0 +1,439 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# libfshield-preload.so with real, unmodified Debian programs (cat,
+# sha256sum, cp, grep, tar, ls, find, python3) reading a protected tree.
+# For each program: the plaintext comes out right; a flipped byte in a
+# stored chunk makes it fail with EIO (and never shows that chunk's
+# plaintext); a file added on the host does not exist for it; and the
+# fspf rolled back to an older state is refused at start (exit 1, one
+# line naming the fspf and the reason). Usage: preload.sh CASE | --list
+#
+# In a sanitizer build the library needs the ASan runtime loaded first:
+# FSHIELD_PRELOAD_ASAN names it (meson sets it), and it is preloaded
+# ahead of the library with leak detection off (the programs are not ours).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+: "${FSHIELD_PRELOAD:?set FSHIELD_PRELOAD to libfshield-preload.so}"
+[ -f "$FSHIELD_PRELOAD" ] || fail "no preload library at $FSHIELD_PRELOAD"
+PYTHON=/usr/bin/python3 # Debian's, whatever PATH says
+
+PRELOAD_LIBS=$FSHIELD_PRELOAD
+SAN_ENV=()
+if [ -n "${FSHIELD_PRELOAD_ASAN:-}" ]; then
+	[ -f "$FSHIELD_PRELOAD_ASAN" ] ||
+		fail "sanitizer build, but no ASan runtime at '$FSHIELD_PRELOAD_ASAN'"
+	PRELOAD_LIBS="$FSHIELD_PRELOAD_ASAN $FSHIELD_PRELOAD"
+	SAN_ENV=(ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0)
+fi
+
+# The sample of this script (make_preload_sample), chunk size 4096:
+#   region /      not-protected, kernel /
+#   region /app   encrypted, kernel /app (in $ROOT): data.bin, other.bin
+#                 (BIG_SIZE, a marker per chunk: marker data IDX),
+#                 empty, conf/config.yaml,
+#                 current -> data.bin, py/main.py importing py/helper.py
+#                 and reading py/data.txt
+#   region /conf  authenticated, kernel /conf: settings.ini, big.bin
+# $FSPF is at its second state ($TAG): a file was added (py/late.txt)
+# after $FSPF.v1 ($TAG1) was sealed; copying $FSPF.v1 back is a rollback.
+make_preload_sample() {
+	make_sample_source
+	mkdir -p "$SRC/app/py" "$SRC/conf" "$ROOT" "$W/late"
+	cat >"$SRC/app/py/main.py" <<'EOF'
+import sys
+sys.dont_write_bytecode = True
+import helper
+with open("/app/py/data.txt") as f:
+    print(helper.greet(f.read().strip()))
+EOF
+	printf 'def greet(who):\n    return "hello, " + who\n' >"$SRC/app/py/helper.py"
+	echo "protected world" >"$SRC/app/py/data.txt"
+	echo "level=debug" >"$SRC/conf/settings.ini"
+	make_chunked "$SRC/conf/big.bin" big "$BIG_SIZE"
+	echo "added later" >"$W/late/late.txt"
+	{
+		fspf create "$FSPF"
+		fspf addr "$FSPF" / --kernel / --not-protected
+		fspf addr "$FSPF" /app --encrypted --kernel /app
+		fspf addf "$FSPF" /app "$SRC/app" "$ROOT/app"
+		fspf addr "$FSPF" /conf --authenticated --kernel /conf
+		fspf addf "$FSPF" /conf "$SRC/conf" "$ROOT/conf"
+		fspf encrypt "$FSPF" --key-file "$KEY"
+	} >"$W/build.log" 2>"$W/build.err" || {
+		cat "$W/build.log" "$W/build.err" >&2
+		fail "building the sample failed"
+	}
+	TAG1=$(awk '/^Encrypted/ {print $9}' "$W/build.log")
+	cp "$FSPF" "$FSPF.v1"
+	fspf addf "$FSPF" /app/py "$W/late" "$ROOT/app/py" --key-file "$KEY" \
+		>"$W/build2.log" 2>>"$W/build.err" || fail "the second addf failed"
+	check_sanitizers "$W/build.err"
+	TAG=$(awk '{print $NF}' "$W/build2.log")
+	[[ $TAG =~ ^[0-9a-f]{32}$ && $TAG1 =~ ^[0-9a-f]{32}$ && $TAG != "$TAG1" ]] ||
+		fail "no tags from building the sample"
+	cp "$SRC/conf/big.bin" "$W/big.plain"
+	cmp -s "$SRC/app/data.bin" "$ROOT/app/data.bin" &&
+		fail "the encrypted region holds plaintext"
+	return 0
+}
+
+# shielded [VAR=VALUE...] CMD...: run CMD under the shield of the sample
+# (key from the key file), in $W.
+shielded() {
+	local vars=()
+	while [[ $# -gt 0 && $1 == [A-Z_]*=* ]]; do
+		vars+=("$1")
+		shift
+	done
+	run env "${SAN_ENV[@]}" LD_PRELOAD="$PRELOAD_LIBS" SCONE_FSPF="$FSPF" \
+		SCONE_FSPF_KEY_FILE="$KEY" SCONE_FSPF_TAG="$TAG" \
+		FSHIELD_ROOT="$ROOT" "${vars[@]}" "$@"
+}
+
+# expect_refused WHY_RE [FSPF]
+expect_refused() {
+	[ "$RC" -eq 1 ] || fail "expected the start to be refused (exit 1), got $RC"
+	expect_err "^fshield-preload: refusing to start [^:]+: fspf '$(re "${2:-$FSPF}")': $1"
+	[ "$(wc -l <"$ERR")" -eq 1 ] || fail "more than one line on stderr"
+}
+
+# The three negative variants for a program run as CMD... (reading
+# /app/data.bin among others): a flipped byte of chunk 1 of the stored
+# data.bin (EIO, nothing of that chunk shown), and the fspf rolled back
+# to its first state (refused at start).
+expect_tamper_and_rollback_caught() {
+	flip_byte "$ROOT/app/data.bin" $((CHUNK + 11))
+	shielded "$@"
+	[ "$RC" -ne 0 ] || fail "$1 read a tampered chunk and succeeded"
+	expect_any 'Input/output error|Errno 5'
+	expect_absent "$(marker data 1)"
+	flip_byte "$ROOT/app/data.bin" $((CHUNK + 11))
+	cp "$FSPF" "$FSPF.v2"
+	cp "$FSPF.v1" "$FSPF"
+	shielded "$@"
+	expect_refused "its tag is not the expected one: suspected rollback or tampering"
+	cp "$FSPF.v2" "$FSPF"
+	shielded "$@"
+	[ "$RC" -eq 0 ] || fail "$1 failed again on the restored sample"
+}
+
+# A file put into a protected host directory does not exist for CMD.
+expect_intruder_absent() {
+	echo "INTRUDER" >"$ROOT/app/intruder.bin"
+	shielded "$@"
+	expect_not_any 'INTRUDER'
+	rm -f "$ROOT/app/intruder.bin"
+}
+
+case_cat() {
+	make_preload_sample
+	local f
+	for f in data.bin other.bin empty conf/config.yaml current py/data.txt; do
+		shielded cat "/app/$f"
+		expect_rc 0
+		cmp -s "$OUT" "$SRC/app/$f" || fail "cat /app/$f differs from its plaintext"
+	done
+	shielded cat /conf/big.bin
+	expect_rc 0
+	cmp -s "$OUT" "$W/big.plain" || fail "cat /conf/big.bin differs"
+	# through ".." and a protected symlink
+	shielded cat /app/conf/../current
+	expect_rc 0
+	cmp -s "$OUT" "$SRC/app/data.bin" || fail "cat via .. differs"
+	echo "INTRUDER" >"$ROOT/app/intruder.bin"
+	shielded cat /app/intruder.bin
+	expect_rc 1
+	expect_err 'No such file or directory'
+	rm "$ROOT/app/intruder.bin"
+	# the file added after the first state is in the second
+	shielded cat /app/py/late.txt
+	expect_rc 0
+	expect_out '^added later$'
+	expect_tamper_and_rollback_caught cat /app/data.bin
+	# an authenticated chunk is plain on disk, and still checked
+	flip_byte "$ROOT/conf/big.bin" 5
+	shielded cat /conf/big.bin
+	[ "$RC" -ne 0 ] || fail "cat of a tampered authenticated file succeeded"
+	expect_err 'Input/output error'
+	expect_absent "$(marker big 0)"
+}
+
+case_sha256sum() {
+	make_preload_sample
+	shielded sha256sum /app/data.bin /app/other.bin /conf/big.bin
+	expect_rc 0
+	(cd "$SRC" && sha256sum app/data.bin app/other.bin conf/big.bin) |
+		sed 's|  |  /|' >"$W/want"
+	diff -u "$W/want" "$OUT" >&2 || fail "sha256sum differs"
+	expect_intruder_absent sha256sum /app/data.bin
+	expect_tamper_and_rollback_caught sha256sum /app/data.bin
+}
+
+case_cp() {
+	make_preload_sample
+	mkdir "$W/out"
+	shielded cp /app/data.bin "$W/out/data.bin" # copy_file_range
+	expect_rc 0
+	cmp -s "$W/out/data.bin" "$SRC/app/data.bin" || fail "cp copied wrong bytes"
+	echo "INTRUDER" >"$ROOT/app/intruder.bin"
+	shielded cp -a /app "$W/out/app"
+	expect_rc 0
+	rm "$ROOT/app/intruder.bin"
+	[ ! -e "$W/out/app/intruder.bin" ] || fail "cp -a copied a host-added file"
+	rm "$W/out/app/py/late.txt"
+	diff -r "$SRC/app" "$W/out/app" >&2 || fail "cp -a tree differs"
+	[ "$(readlink "$W/out/app/current")" = data.bin ] || fail "symlink not copied"
+	rm -rf "$W/out"
+	mkdir "$W/out"
+	expect_tamper_and_rollback_caught cp /app/data.bin "$W/out/x"
+}
+
+case_grep() {
+	make_preload_sample
+	shielded grep -r -c "$(marker data 2)" /app
+	expect_rc 0
+	expect_out '^/app/data\.bin:1$'
+	shielded grep -r 'level=' /conf /app
+	expect_rc 0
+	expect_out '^/conf/settings\.ini:level=debug$'
+	expect_intruder_absent grep -r -l . /app
+	expect_tamper_and_rollback_caught grep -c "$(marker data 3)" /app/data.bin
+}
+
+case_tar() {
+	make_preload_sample
+	shielded tar -cf "$W/app.tar" /app /conf
+	expect_rc 0
+	mkdir "$W/x"
+	tar -xf "$W/app.tar" -C "$W/x"
+	rm "$W/x/app/py/late.txt"
+	diff -r "$SRC/app" "$W/x/app" >&2 || fail "tar of /app differs"
+	diff -r "$SRC/conf" "$W/x/conf" >&2 || fail "tar of /conf differs"
+	# (tar reads no file into an archive that is /dev/null)
+	expect_intruder_absent tar -cvf "$W/t.tar" /app
+	expect_tamper_and_rollback_caught tar -cf "$W/t.tar" /app
+}
+
+case_ls() {
+	make_preload_sample
+	shielded ls -l /app
+	expect_rc 0
+	expect_out "^-rw-r--r-- .* $BIG_SIZE .* data\\.bin$"
+	expect_out '^l.* current -> data\.bin$'
+	expect_out '^d.* conf$'
+	shielded ls -la /app/conf
+	expect_rc 0
+	expect_out '^-rw-r----- .* 500 .* secret\.txt$'
+	expect_not_any 'No such file|cannot'
+	expect_intruder_absent ls -la /app
+	# ls reads no file data: only the rollback is for it
+	cp "$FSPF.v1" "$FSPF"
+	shielded ls /app
+	expect_refused "its tag is not the expected one"
+}
+
+case_find() {
+	make_preload_sample
+	shielded find /app /conf -type f -size +1k
+	expect_rc 0
+	sort "$OUT" >"$W/got"
+	printf '%s\n' /app/data.bin /app/other.bin /conf/big.bin >"$W/want"
+	diff -u "$W/want" "$W/got" >&2 || fail "find listed other files"
+	shielded find /app -type l -name current
+	expect_out '^/app/current$'
+	expect_intruder_absent find /app
+	expect_tamper_and_rollback_caught find /app/data.bin -exec cat {} +
+}
+
+case_python() {
+	make_preload_sample
+	shielded "$PYTHON" /app/py/main.py
+	expect_rc 0
+	expect_out '^hello, protected world$'
+	# a module added on the host is not importable
+	printf 'print("INTRUDER")\n' >"$ROOT/app/py/evil.py"
+	shielded "$PYTHON" -c 'import sys; sys.path.insert(0, "/app/py"); import evil'
+	[ "$RC" -ne 0 ] || fail "a host-added module was imported"
+	expect_err 'ModuleNotFoundError'
+	expect_not_any INTRUDER
+	rm "$ROOT/app/py/evil.py"
+	# the tampered module, and the rollback
+	flip_byte "$ROOT/app/py/helper.py" 3
+	shielded "$PYTHON" /app/py/main.py
+	[ "$RC" -ne 0 ] || fail "python imported a tampered module"
+	expect_any 'Input/output error|Errno 5'
+	flip_byte "$ROOT/app/py/helper.py" 3
+	expect_tamper_and_rollback_caught "$PYTHON" -c \
+		'import sys; sys.stdout.write(open("/app/data.bin").read())'
+}
+
+# Descriptors: dup'ed ones share the offset, fork keeps them, pread and
+# lseek, mmap copies; threads read one file at once.
+case_python_descriptors() {
+	make_preload_sample
+	cat >"$W/fds.py" <<'EOF'
+import mmap, os, sys, threading
+want = open(sys.argv[1], "rb").read()
+fd = os.open("/app/data.bin", os.O_RDONLY | os.O_CLOEXEC)
+assert os.fstat(fd).st_size == len(want) == 13288
+assert os.read(fd, 100) == want[:100]
+fd2 = os.dup(fd)
+assert os.read(fd2, 50) == want[100:150]          # shared offset
+assert os.lseek(fd, 0, os.SEEK_CUR) == 150
+assert os.pread(fd, 10, 5000) == want[5000:5010]
+assert os.lseek(fd, -10, os.SEEK_END) == len(want) - 10
+assert os.get_inheritable(fd) is False
+os.lseek(fd, 0, os.SEEK_SET)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if os.read(fd2, 4096) == want[:4096] else 3)
+assert os.waitpid(pid, 0)[1] == 0                 # (its own offset: LIMITS)
+m = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+assert m[:] == want
+m.close()
+m = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+assert m[4096:8192] == want[4096:8192]
+try:
+    mmap.mmap(fd, 0)                               # shared writable
+    sys.exit("a shared writable mapping was allowed")
+except OSError as e:
+    assert e.errno in (13, 1), e
+bad = []
+def reader(i):
+    with open("/app/other.bin", "rb") as f:
+        for k in range(200):
+            f.seek((i * 997 + k * 131) % 13000)
+            if len(f.read(300)) == 0:
+                bad.append(i)
+ts = [threading.Thread(target=reader, args=(i,)) for i in range(4)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+assert not bad
+os.close(fd)
+os.close(fd2)
+os.chdir("/app/conf")                             # kept by the shield
+assert os.getcwd() == "/app/conf"
+assert open("../data.bin", "rb").read() == want
+assert sorted(os.listdir(".")) == ["config.yaml", "secret.txt"]
+print("descriptors ok")
+EOF
+	shielded "$PYTHON" "$W/fds.py" "$SRC/app/data.bin"
+	expect_rc 0
+	expect_out '^descriptors ok$'
+}
+
+# A child started by exec with the same environment is shielded too.
+case_exec_child() {
+	make_preload_sample
+	shielded sh -c 'cat /app/conf/config.yaml | sha256sum'
+	expect_rc 0
+	[ "$(awk '{print $1}' "$OUT")" = "$(sha256sum <"$SRC/app/conf/config.yaml" | awk '{print $1}')" ] ||
+		fail "the exec'ed cat read other bytes"
+	shielded "$PYTHON" -c 'import subprocess; print(subprocess.run(["cat", "/app/py/data.txt"], capture_output=True, check=True).stdout.decode().strip())'
+	expect_rc 0
+	expect_out '^protected world$'
+}
+
+# Nothing under protected paths changes in this version: EROFS.
+case_writes_refused() {
+	make_preload_sample
+	local before
+	before=$(find "$ROOT" -printf '%p %s %T@\n' | sort | sha256sum)
+	shielded sh -c 'echo x > /app/new.txt'
+	[ "$RC" -ne 0 ] || fail "a protected file was created"
+	expect_err 'Read-only file system'
+	shielded sh -c 'echo x >> /app/data.bin'
+	expect_err 'Read-only file system'
+	for cmd in "mkdir /app/d" "rm -f /app/data.bin" "mv /app/data.bin /app/x" \
+		"touch /app/data.bin" "chmod 600 /app/data.bin" "ln -s x /app/l" \
+		"truncate -s 0 /app/data.bin" "cp /etc/hostname /app/"; do
+		# shellcheck disable=SC2086
+		shielded $cmd
+		[ "$RC" -ne 0 ] || fail "'$cmd' succeeded"
+		expect_err 'Read-only file system'
+	done
+	[ "$before" = "$(find "$ROOT" -printf '%p %s %T@\n' | sort | sha256sum)" ] ||
+		fail "the host tree changed"
+	# the rest of the file system stays writable
+	shielded sh -c "echo ok > '$W/outside.txt'"
+	expect_rc 0
+	[ "$(cat "$W/outside.txt")" = ok ] || fail "a write outside was lost"
+}
+
+# Start-up: every way of giving key and tag, and every refusal.
+case_startup() {
+	make_preload_sample
+	local hex
+	hex=$(cat "$KEY")
+	shielded SCONE_FSPF_KEY_FILE= SCONE_FSPF_KEY="$hex" cat /app/py/data.txt
+	expect_rc 0
+	expect_out '^protected world$'
+	exec 7<"$KEY"
+	shielded SCONE_FSPF_KEY_FILE= SCONE_FSPF_KEY_FD=7 cat /app/py/data.txt
+	exec 7<&-
+	expect_rc 0
+	expect_out '^protected world$'
+	shielded SCONE_FSPF_TAG= SCONE_FSPF_NO_ROLLBACK_PROTECTION=1 cat /app/py/data.txt
+	expect_rc 0
+	shielded SCONE_FSPF_TAG= cat /app/py/data.txt
+	expect_refused 'no expected tag: set SCONE_FSPF_TAG'
+	shielded SCONE_FSPF_KEY_FILE= cat /app/py/data.txt
+	expect_refused 'no key'
+	shielded SCONE_FSPF_KEY="$hex" cat /app/py/data.txt
+	expect_refused 'give the key one way only'
+	shielded SCONE_FSPF_TAG="$TAG1" cat /app/py/data.txt
+	expect_refused 'its tag is not the expected one'
+	shielded SCONE_FSPF_TAG=xyz cat /app/py/data.txt
+	expect_refused 'SCONE_FSPF_TAG is not 32 hex digits'
+	shielded SCONE_FSPF_KEY_FILE= SCONE_FSPF_KEY="${hex:0:63}0" cat /app/py/data.txt
+	expect_refused 'wrong key|tampered|authentic'
+	shielded SCONE_FSPF_KEY_FILE="$W/none" cat /app/py/data.txt
+	expect_refused 'cannot read the key file'
+	shielded SCONE_FSPF_MUTABLE=1 cat /app/py/data.txt
+	expect_refused 'SCONE_FSPF_MUTABLE'
+	shielded SCONE_FSPF="$W/none.fspf" cat /app/py/data.txt
+	expect_refused 'No such file or directory' "$W/none.fspf"
+	# logging only when asked
+	flip_byte "$ROOT/app/data.bin" 7
+	shielded cat /app/data.bin
+	expect_err '^cat: /app/data\.bin: Input/output error$'
+	[ "$(wc -l <"$ERR")" -eq 1 ] || fail "the library printed without SCONE_LOG"
+	shielded SCONE_LOG=3 cat /app/data.bin
+	expect_err '^fshield-preload\[[0-9]+\]: Verification of file chunk 0 \(bytes 0 to 4095\) of file /app/data\.bin failed\.$'
+	shielded SCONE_LOG=7 SCONE_LOG_FILE="$W/log" cat /app/other.bin
+	expect_rc 0
+	grep -q 'open /app/other.bin' "$W/log" || fail "no debug line in SCONE_LOG_FILE"
+	# without SCONE_FSPF: nothing at all is shielded
+	run env "${SAN_ENV[@]}" LD_PRELOAD="$PRELOAD_LIBS" cat "$ROOT/app/data.bin"
+	expect_rc 0
+	expect_absent "$(marker data 1)"
+}
+
+# Paths outside protected regions go to the host unchanged, FSHIELD_ROOT
+# notwithstanding.
+case_passthrough() {
+	make_preload_sample
+	echo "host copy" >"$W/host.txt"
+	shielded cat "$W/host.txt" /etc/hostname
+	expect_rc 0
+	expect_out '^host copy$'
+	shielded ls "$ROOT/app"
+	expect_rc 0
+	expect_out '^data\.bin$' # the stored form, as the host has it
+}
+
+# The library exports exactly what preload.map lists, which is exactly
+# what the sources mark EXPORT.
+case_exports() {
+	local dir
+	dir=$(dirname "$0")/../../fshield
+	nm -D --defined-only "$FSHIELD_PRELOAD" | awk '$2 ~ /^[TWiV]$/ {print $3}' |
+		grep -v '^_\(init\|fini\)$' | sort -u >"$W/exported"
+	sed -n 's/^\t\([A-Za-z_0-9]*\);$/\1/p' "$dir/preload.map" | sort -u >"$W/map"
+	grep -ho '^EXPORT [^(]*(' "$dir"/preload*.c |
+		sed -E 's/.*[ *]([A-Za-z_0-9]+)\($/\1/' | sort -u >"$W/src"
+	diff -u "$W/map" "$W/src" >&2 || fail "preload.map and the sources' EXPORTs differ"
+	diff -u "$W/map" "$W/exported" >&2 || fail "the library exports other names than preload.map"
+}
+
+run_case preload "$@"
