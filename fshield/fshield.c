@@ -2094,16 +2094,23 @@ EXPORT ssize_t fshield_pread(struct fshield_file *f, void *buf, size_t size,
 	if ((f->flags & O_ACCMODE) == O_WRONLY)
 		return -EBADF;
 	if (!(offset % n->region->chunk_size)) {
+		const uint32_t C = n->region->chunk_size;
 		bool failed = false;
-		ssize_t got;
+		ssize_t got = 0;
 
 		pthread_rwlock_rdlock(&n->lock);
-		got = read_shared(f->vol, n, offset / n->region->chunk_size, buf,
-				  size, &failed);
+		while (done < size && !failed) {
+			got = read_shared(f->vol, n, (offset + done) / C,
+					  out + done, size - done, &failed);
+			if (got <= 0)
+				break;
+			done += (size_t)got;
+		}
 		pthread_rwlock_unlock(&n->lock);
-		if (got < 0 || (size_t)got == size || failed)
-			return got; /* a bad chunk was logged once, not again */
-		done = (size_t)got; /* the rest (a short last chunk) below */
+		/* A bad chunk was logged once: not again below. */
+		if (failed || got < 0 || done == size)
+			return done ? (ssize_t)done : got;
+		/* The rest (a short last chunk, a written-back one) below. */
 	}
 	pthread_rwlock_wrlock(&n->lock);
 	err = node_size(f->vol, n, &fsize);

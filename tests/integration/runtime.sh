@@ -66,11 +66,11 @@ case_tampered_chunk_eio() {
 	expect_rc 1
 	expect_err 'Input/output error'
 	expect_err "Verification of file chunk 1 \\(bytes 4096 to 8191\\) of file $(re "$p") failed"
-	expect_absent "$(marker data.bin 1)"
+	expect_absent "$(marker data 1)"
 	flip_byte "$ROOT/usr/lib/liba.so" 5
 	probe cat /usr/lib/liba.so
 	expect_rc 1
-	expect_absent "$(marker liba.so 0)"
+	expect_absent "$(marker liba 0)"
 }
 
 # Truncated or replaced files fail at open.
