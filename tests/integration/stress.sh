@@ -177,8 +177,11 @@ case_fio_authenticated() { fio_case -a; }
 # and do nothing without it); shared writable mappings work (msync). Each
 # runs with --verify where it has one, and each must get some work done
 # (fstat and sendfile are left out: on two cores they took the CPU from the
-# others, and from the daemon, which then got little done).
-STRESSORS=(hdd:2 rename dir dirdeep dirmany dentry symlink chmod chown utime
+# others, and from the daemon, which then got little done; so is dirdeep,
+# which now and then, under load, ends after its first half second with
+# "finished prematurely" and no work done, a judgement of its own about the
+# inodes it can use; dir and dirmany make and remove directories too).
+STRESSORS=(hdd:2 rename dir dirmany dentry symlink chmod chown utime
 	touch seek open getdent readahead copy-file msync filename access)
 STRESS_OPTS=(--hdd-bytes 8m --hdd-write-size 3001 --seek-size 4m
 	--readahead-bytes 4m --msync-bytes 1m)
