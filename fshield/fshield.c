@@ -37,6 +37,7 @@
 
 #include "fshield.h"
 #include "fspf.h"
+#include "journal.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -841,6 +842,31 @@ static void journal(struct fshield_volume *vol, const struct fspf *model,
 static int remove_tree(const char *path, const struct stat *st, int type,
 		       struct FTW *ftw);
 
+/*
+ * Whether host path @host, whose last component is not followed, lies in
+ * the host directory of @w's region once every symlink above it is
+ * resolved. The journal is the host's to write: without this, a symlink
+ * planted in a region's directory would point the undoing elsewhere.
+ */
+static bool host_within_region(struct fshield_volume *vol,
+			       const struct where *w, const char *host)
+{
+	char root[PATH_MAX], real_root[PATH_MAX], dir[PATH_MAX];
+	char real_dir[PATH_MAX];
+	const char *slash = strrchr(host, '/');
+	size_t n;
+
+	if (!slash || host_path(vol, w, w->region->path, root, sizeof(root)) ||
+	    !realpath(root, real_root))
+		return false;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - host + 1), host);
+	if (!realpath(dir, real_dir))
+		return false;
+	n = strlen(real_root);
+	return !strncmp(real_dir, real_root, n) &&
+	       (real_dir[n] == '\0' || real_dir[n] == '/' || n == 1);
+}
+
 /* Remove the host object of unrecorded @path (a tree: all uncommitted). */
 static void undo_on_host(struct fshield_volume *vol, const char *path)
 {
@@ -850,7 +876,8 @@ static void undo_on_host(struct fshield_volume *vol, const char *path)
 
 	if (locate(vol, path, &w) != -ENOENT || !w.region || !w.is_protected ||
 	    w.model != vol->fspf || host_path(vol, &w, path, host, sizeof(host)) ||
-	    host_guard(vol, host) || lstat(host, &st) < 0)
+	    host_guard(vol, host) || lstat(host, &st) < 0 ||
+	    !host_within_region(vol, &w, host))
 		return;
 	if (S_ISDIR(st.st_mode))
 		nftw(host, remove_tree, 16, FTW_DEPTH | FTW_PHYS);
@@ -862,31 +889,19 @@ static void undo_on_host(struct fshield_volume *vol, const char *path)
 
 static void journal_replay(struct fshield_volume *vol)
 {
-	struct { const char *a, *b; char op; } *recs = NULL;
+	struct journal_rec *recs = NULL, r;
 	size_t count = 0, cap = 0, off = 0;
 	struct stat st;
-	char *buf;
+	char *buf = NULL;
 
-	if (fstat(vol->lock_fd, &st) < 0 || !st.st_size)
-		return;
-	buf = malloc((size_t)st.st_size + 1);
+	if (fstat(vol->lock_fd, &st) < 0 || !st.st_size ||
+	    (uint64_t)st.st_size > (64u << 20))
+		goto out; /* nothing, or not a journal of ours: dropped */
+	buf = malloc((size_t)st.st_size);
 	if (!buf || pread(vol->lock_fd, buf, (size_t)st.st_size, 0) != st.st_size)
 		goto out;
-	buf[st.st_size] = '\0';
 	/* A record cut short by the crash is the last one: ignored. */
-	while (off < (size_t)st.st_size) {
-		char op = buf[off];
-		const char *a = buf + off + 1, *b = NULL;
-		size_t end = off + 1 + strlen(a) + 1;
-
-		if ((op != 'C' && op != 'R') || end > (size_t)st.st_size)
-			break;
-		if (op == 'R') {
-			b = buf + end;
-			end += strlen(b) + 1;
-			if (end > (size_t)st.st_size)
-				break;
-		}
+	while (journal_next(buf, (size_t)st.st_size, &off, &r)) {
 		if (count == cap) {
 			void *v = realloc(recs, (cap = cap ? 2 * cap : 64) *
 							sizeof(*recs));
@@ -895,10 +910,7 @@ static void journal_replay(struct fshield_volume *vol)
 				break;
 			recs = v;
 		}
-		recs[count].op = op;
-		recs[count].a = a;
-		recs[count++].b = b;
-		off = end;
+		recs[count++] = r;
 	}
 	while (count--) {
 		const char *a = recs[count].a, *b = recs[count].b;
@@ -921,7 +933,8 @@ static void journal_replay(struct fshield_volume *vol)
 		    !host_path(vol, &wa, a, ha, sizeof(ha)) &&
 		    !host_path(vol, &wb, b, hb, sizeof(hb)) &&
 		    lstat(ha, &sa) < 0 && lstat(hb, &sb) == 0 &&
-		    !host_mkdirs(ha) && rename(hb, ha) == 0)
+		    host_within_region(vol, &wb, hb) &&
+		    host_within_region(vol, &wa, ha) && rename(hb, ha) == 0)
 			vol_log(vol, FSHIELD_LOG_INFO,
 				"moved %s back to %s: renamed after the last commit",
 				b, a);
