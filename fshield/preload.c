@@ -28,6 +28,7 @@ struct real_fns g_real;
 struct fshield_volume *g_vol;
 int g_ready;
 bool g_mutable;
+bool g_strict;
 bool g_forked;
 __thread int t_depth __attribute__((tls_model("initial-exec")));
 
@@ -371,6 +372,8 @@ static void init_once(void)
 		why = read_tag(tag, &cfg.flags);
 	g_mutable = env("SCONE_FSPF_MUTABLE") &&
 		    strcmp(env("SCONE_FSPF_MUTABLE"), "0");
+	g_strict = env("SCONE_FSPF_STRICT") &&
+		   strcmp(env("SCONE_FSPF_STRICT"), "0");
 	if (!why && g_mutable) {
 		cfg.flags |= FSHIELD_WRITABLE;
 		cfg.tag_path = env("SCONE_FSPF_TAG_FILE");

@@ -238,8 +238,9 @@ void __chk_fail(void) __attribute__((noreturn));
 
 /* The volume, or NULL: SCONE_FSPF is not set, everything passes through. */
 extern struct fshield_volume *g_vol;
-/* SCONE_FSPF_MUTABLE; a forked child of the writer. */
+/* SCONE_FSPF_MUTABLE, SCONE_FSPF_STRICT; a forked child of the writer. */
 extern bool g_mutable;
+extern bool g_strict;
 extern bool g_forked;
 
 /* True when this process may change protected files. */

@@ -600,6 +600,26 @@ mmap.mmap(fd, 0)'
 	expect_err "refusing to start cat: .*the fspf is in use"
 }
 
+# Strict mode: only protected paths are reachable (EACCES elsewhere).
+case_strict() {
+	make_preload_sample
+	echo "host file" >"$W/host.txt"
+	shielded SCONE_FSPF_STRICT=1 cat /app/py/data.txt /conf/settings.ini
+	expect_rc 0
+	expect_out '^protected world$'
+	expect_out '^level=debug$'
+	shielded SCONE_FSPF_STRICT=1 cat "$W/host.txt"
+	expect_rc 1
+	expect_err 'Permission denied'
+	expect_not_any 'host file'
+	shielded SCONE_FSPF_STRICT=1 cat /etc/hostname
+	expect_rc 1
+	expect_err 'Permission denied'
+	shielded SCONE_FSPF_STRICT=0 cat "$W/host.txt"
+	expect_rc 0
+	expect_out '^host file$'
+}
+
 # Start-up: every way of giving key and tag, and every refusal.
 case_startup() {
 	make_preload_sample
