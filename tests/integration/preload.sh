@@ -513,9 +513,9 @@ print("python ok")'
 	grep -rq 'first' "$ROOT/app" && fail "plaintext in the encrypted region"
 	shielded SCONE_FSPF_TAG="$TAG" cat /app/dir/moved.txt
 	expect_refused "its tag is not the expected one"
-	# a change in the middle of the file, by a tool that writes in place
-	printf ZZ >"$W/zz"
-	mutable dd if="$W/zz" of=/app/copied.bin bs=1 seek=5000 conv=notrunc status=none
+	# a change in the middle of the file, written in place
+	mutable "$PYTHON" -c 'import os
+os.pwrite(os.open("/app/copied.bin", os.O_WRONLY), b"ZZ", 5000)'
 	expect_rc 0
 	shielded SCONE_FSPF_TAG="$(new_tag)" sh -c 'head -c 5002 /app/copied.bin | tail -c 2'
 	expect_out '^ZZ$'
