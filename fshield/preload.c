@@ -34,8 +34,8 @@ __thread int t_depth __attribute__((tls_model("initial-exec")));
 
 static int g_log_level;
 static const char *g_fspf_path;
-/* SCONE_FSPF_MUTABLE: the private directory of the lock placeholders. */
-static char g_lock_dir[PATH_MAX];
+/* SCONE_FSPF_MUTABLE: the directory of the lock placeholders. */
+static int g_lock_dirfd = -1;
 static int g_log_fd = STDERR_FILENO;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /*
@@ -300,57 +300,74 @@ static void atfork_child(void)
 
 /*
  * A writable volume's protected files get, as the kernel's half of their
- * descriptors, a file of a private directory (one per protected path, made
- * on first use, empty for ever): fcntl() and flock() locks on it are the
- * kernel's own, between descriptions, threads and forked children, and a
- * program that gets the descriptor without the shield reads and writes an
- * empty scratch file, never the stored form.
+ * descriptors, a file of the directory "<fspf>.locks" (one per protected
+ * path, made on first use, empty for ever): fcntl() and flock() locks on
+ * it are the kernel's own, between descriptions, threads and forked
+ * children, and a program that gets the descriptor without the shield
+ * reads and writes an empty scratch file, never the stored form. The
+ * directory is the writer's alone (the volume's flock), emptied when it
+ * starts and when it exits. It lies on the untrusted host: it is used only
+ * as a real directory of ours, mode 0700, never through a symlink.
  */
-static const char *lock_dir_make(void)
+static void lock_dir_clear(void)
 {
-	const char *tmp = env("TMPDIR");
-
-	snprintf(g_lock_dir, sizeof(g_lock_dir), "%s/fshield-locks.XXXXXX",
-		 tmp ? tmp : "/tmp");
-	if (!mkdtemp(g_lock_dir)) {
-		g_lock_dir[0] = '\0';
-		return "cannot create the directory of the lock placeholders (TMPDIR)";
-	}
-	return NULL;
-}
-
-static void lock_dir_remove(void)
-{
-	DIR *d;
 	struct dirent *de;
+	DIR *d;
+	int fd;
 
-	if (!g_lock_dir[0])
-		return;
 	t_depth++;
-	d = REAL(opendir)(g_lock_dir);
+	fd = REAL(dup)(g_lock_dirfd);
+	d = fd < 0 ? NULL : REAL(fdopendir)(fd);
+	if (!d && fd >= 0)
+		REAL(close)(fd);
+	if (d) /* the dup shares the offset of the last listing */
+		REAL(rewinddir)(d);
 	while (d && (de = REAL(readdir)(d)))
 		if (de->d_name[0] != '.')
-			REAL(unlinkat)(REAL(dirfd)(d), de->d_name, 0);
+			REAL(unlinkat)(g_lock_dirfd, de->d_name, 0);
 	if (d)
 		REAL(closedir)(d);
-	REAL(rmdir)(g_lock_dir);
-	g_lock_dir[0] = '\0';
 	t_depth--;
+}
+
+static const char *lock_dir_make(const char *fspf)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd = -1;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s.locks", fspf) <
+		    sizeof(path) &&
+	    (REAL(mkdir)(path, 0700) == 0 || errno == EEXIST))
+		fd = REAL(open64)(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+						O_CLOEXEC);
+	if (fd < 0)
+		return "cannot create the directory of the lock placeholders (<fspf>.locks)";
+	if (REAL(fstat)(fd, &st) < 0 || st.st_uid != geteuid() ||
+	    (st.st_mode & 077)) {
+		REAL(close)(fd);
+		return "the directory of the lock placeholders (<fspf>.locks) is not ours alone (owner, mode 0700)";
+	}
+	g_lock_dirfd = fd;
+	lock_dir_clear();
+	return NULL;
 }
 
 int lock_placeholder(const char *path, int flags)
 {
-	char name[PATH_MAX + 32];
+	char name[32];
 	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: a name per path */
 	int fd;
 
 	for (const char *c = path; *c; c++)
 		h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
-	snprintf(name, sizeof(name), "%s/%016llx", g_lock_dir,
-		 (unsigned long long)h);
-	fd = REAL(open64)(name, (flags & (O_ACCMODE | O_CLOEXEC)) | O_CREAT |
-					O_NOFOLLOW | O_NOCTTY,
-			  0600);
+	if (g_lock_dirfd < 0)
+		return -EBADF;
+	snprintf(name, sizeof(name), "%016llx", (unsigned long long)h);
+	fd = REAL(openat64)(g_lock_dirfd, name,
+			    (flags & (O_ACCMODE | O_CLOEXEC)) | O_CREAT |
+				    O_NOFOLLOW | O_NOCTTY,
+			    0600);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -377,7 +394,6 @@ static void init_once(void)
 	if (!why && g_mutable) {
 		cfg.flags |= FSHIELD_WRITABLE;
 		cfg.tag_path = env("SCONE_FSPF_TAG_FILE");
-		why = lock_dir_make();
 	}
 	if (why) {
 		fsh_wipe(key, sizeof(key));
@@ -390,9 +406,12 @@ static void init_once(void)
 	cfg.log = runtime_log;
 	err = fshield_volume_open(&cfg, &vol);
 	fsh_wipe(key, sizeof(key));
-	if (err) {
-		lock_dir_remove();
+	if (err)
 		refuse(cfg.fspf_path, fshield_strerror(err));
+	why = g_mutable ? lock_dir_make(cfg.fspf_path) : NULL;
+	if (why) {
+		fshield_volume_close(vol);
+		refuse(cfg.fspf_path, why);
 	}
 	g_fspf_path = cfg.fspf_path;
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
@@ -440,7 +459,7 @@ __attribute__((destructor)) static void preload_dtor(void)
 			/* nowhere else to say it */
 		}
 	}
-	lock_dir_remove();
+	lock_dir_clear();
 	t_depth--;
 }
 

@@ -598,6 +598,21 @@ mmap.mmap(fd, 0)'
 	mutable sh -c 'cat /app/py/data.txt'
 	expect_rc 1
 	expect_err "refusing to start cat: .*the fspf is in use"
+	# the lock placeholders' directory is never taken through a symlink
+	rm -rf "$FSPF.locks"
+	mkdir "$W/elsewhere"
+	touch "$W/elsewhere/keep"
+	ln -s "$W/elsewhere" "$FSPF.locks"
+	mutable cat /app/py/data.txt
+	expect_refused '.*lock placeholders'
+	[ -e "$W/elsewhere/keep" ] || fail "a file of the symlinked directory was removed"
+	rm "$FSPF.locks"
+	# a program that ends with _exit (dash) leaves no placeholder behind
+	mutable sh -c 'echo y > /app/y.txt'
+	expect_rc 0
+	mutable cat /app/y.txt
+	expect_out '^y$'
+	[ -z "$(ls "$FSPF.locks")" ] || fail "placeholders were left in $FSPF.locks"
 }
 
 # Strict mode: only protected paths are reachable (EACCES elsewhere).
