@@ -485,17 +485,24 @@ EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t size, off64_t off,
 	return pread64(fd, buf, size, off);
 }
 
-/* Fill @iov in turn from @off (< 0: the shared offset); short at the end. */
-static ssize_t pfile_readv(struct pfile *pf, const struct iovec *iov,
-			   int count, int64_t off)
+/*
+ * Fill (or, with @write, write out) @iov in turn from @off (< 0: the
+ * shared offset); short at the end, or at an error after some bytes.
+ * Drops the reference to @pf.
+ */
+static ssize_t pfile_iov(struct pfile *pf, const struct iovec *iov,
+			 int count, int64_t off, bool write)
 {
 	ssize_t done = 0;
 
 	if (count < 0 || count > IOV_MAX)
 		return read_result(pf, -EINVAL);
 	for (int i = 0; i < count; i++) {
-		ssize_t n = pfile_read(pf, iov[i].iov_base, iov[i].iov_len,
-				       off < 0 ? -1 : off + done);
+		int64_t at = off < 0 ? -1 : off + done;
+		ssize_t n = write ? pfile_write(pf, iov[i].iov_base,
+						iov[i].iov_len, at)
+				  : pfile_read(pf, iov[i].iov_base,
+					       iov[i].iov_len, at);
 
 		if (n < 0)
 			return read_result(pf, done ? done : n);
@@ -512,7 +519,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int count)
 
 	if (!pf)
 		return REAL(readv)(fd, iov, count);
-	return pfile_readv(pf, iov, count, -1);
+	return pfile_iov(pf, iov, count, -1, false);
 }
 
 EXPORT ssize_t preadv(int fd, const struct iovec *iov, int count, off_t off)
@@ -522,7 +529,7 @@ EXPORT ssize_t preadv(int fd, const struct iovec *iov, int count, off_t off)
 	if (!pf)
 		return REAL(preadv)(fd, iov, count, off);
 	return off < 0 ? read_result(pf, -EINVAL)
-		       : pfile_readv(pf, iov, count, off);
+		       : pfile_iov(pf, iov, count, off, false);
 }
 
 EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int count,
@@ -533,7 +540,7 @@ EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int count,
 	if (!pf)
 		return REAL(preadv64)(fd, iov, count, off);
 	return off < 0 ? read_result(pf, -EINVAL)
-		       : pfile_readv(pf, iov, count, off);
+		       : pfile_iov(pf, iov, count, off, false);
 }
 
 /* preadv2(): an offset of -1 reads at the shared offset; flags are hints. */
@@ -545,7 +552,7 @@ EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int count, off_t off,
 	if (!pf)
 		return REAL(preadv2)(fd, iov, count, off, flags);
 	return off < -1 ? read_result(pf, -EINVAL)
-			: pfile_readv(pf, iov, count, off);
+			: pfile_iov(pf, iov, count, off, false);
 }
 
 EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int count,
@@ -556,7 +563,7 @@ EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int count,
 	if (!pf)
 		return REAL(preadv64v2)(fd, iov, count, off, flags);
 	return off < -1 ? read_result(pf, -EINVAL)
-			: pfile_readv(pf, iov, count, off);
+			: pfile_iov(pf, iov, count, off, false);
 }
 
 EXPORT off_t lseek(int fd, off_t off, int whence)
@@ -619,34 +626,23 @@ EXPORT ssize_t pwrite64(int fd, const void *buf, size_t size, off64_t off)
 static ssize_t pfile_writev(struct pfile *pf, const struct iovec *iov,
 			    int count, int64_t off)
 {
-	ssize_t done = 0;
-	size_t total = 0;
+	size_t total = 0, done = 0;
+	ssize_t n;
 	char *buf;
 
 	if (count < 0 || count > IOV_MAX)
 		return read_result(pf, -EINVAL);
 	for (int i = 0; i < count; i++)
 		total += iov[i].iov_len;
-	if (count > 1 && total <= COPY_CHUNK_BYTES && (buf = malloc(total))) {
-		for (int i = 0; i < count; i++) {
-			memcpy(buf + done, iov[i].iov_base, iov[i].iov_len);
-			done += (ssize_t)iov[i].iov_len;
-		}
-		done = pfile_write(pf, buf, total, off);
-		free(buf);
-		return read_result(pf, done);
-	}
+	if (count < 2 || total > COPY_CHUNK_BYTES || !(buf = malloc(total)))
+		return pfile_iov(pf, iov, count, off, true);
 	for (int i = 0; i < count; i++) {
-		ssize_t n = pfile_write(pf, iov[i].iov_base, iov[i].iov_len,
-					off < 0 ? -1 : off + done);
-
-		if (n < 0)
-			return read_result(pf, done ? done : n);
-		done += n;
-		if ((size_t)n < iov[i].iov_len)
-			break;
+		memcpy(buf + done, iov[i].iov_base, iov[i].iov_len);
+		done += iov[i].iov_len;
 	}
-	return read_result(pf, done);
+	n = pfile_write(pf, buf, total, off);
+	free(buf);
+	return read_result(pf, n);
 }
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int count)
