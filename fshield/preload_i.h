@@ -78,6 +78,14 @@ _Static_assert(sizeof(struct dirent) == sizeof(struct dirent64),
 	X(ssize_t, pwritev2, (int, const struct iovec *, int, off_t, int))   \
 	X(ssize_t, pwritev64v2, (int, const struct iovec *, int, off64_t, int)) \
 	X(int, fsync, (int))                                                 \
+	X(int, mkstemp, (char *))                                            \
+	X(int, mkstemp64, (char *))                                          \
+	X(int, mkostemp, (char *, int))                                      \
+	X(int, mkostemp64, (char *, int))                                    \
+	X(int, mkstemps, (char *, int))                                      \
+	X(int, mkstemps64, (char *, int))                                    \
+	X(int, mkostemps, (char *, int, int))                                \
+	X(int, mkostemps64, (char *, int, int))                              \
 	X(int, fdatasync, (int))                                             \
 	X(int, utimes, (const char *, const struct timeval *))               \
 	X(int, lutimes, (const char *, const struct timeval *))              \

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
@@ -418,6 +419,127 @@ EXPORT int creat64(const char *path, mode_t mode)
 {
 	return open_common(CREAT64, AT_FDCWD, path,
 			   O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+/* ---- temporary files ---- */
+
+#define TEMP_X_COUNT 6
+#define TEMP_TRY_COUNT 100
+
+/*
+ * mkstemp(3) and its variants: glibc creates the file with an internal
+ * open the shield does not see, so a template in a protected directory
+ * (sed -i's) is filled and created here. Return: 1 done (*@ret the result),
+ * 0 libc's.
+ */
+static int mkstemp_shield(char *tmpl, int suffix, int flags, int *ret)
+{
+	static const char letters[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	const char *lp;
+	struct rpath rp;
+	size_t len = strlen(tmpl), plen;
+	int ldfd, fd = -EEXIST, r;
+
+	r = path_route(AT_FDCWD, tmpl, false, &rp, &lp, &ldfd);
+	if (!r)
+		return 0;
+	plen = strlen(rp.path);
+	if (r > 0 && (suffix < 0 || len < (size_t)suffix + TEMP_X_COUNT ||
+		      plen < (size_t)suffix + TEMP_X_COUNT ||
+		      strspn(tmpl + len - suffix - TEMP_X_COUNT, "X") <
+			      TEMP_X_COUNT))
+		r = -EINVAL;
+	for (int i = 0; r > 0 && fd == -EEXIST && i < TEMP_TRY_COUNT; i++) {
+		uint8_t rnd[TEMP_X_COUNT];
+
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			fd = -errno;
+			break;
+		}
+		for (int k = 0; k < TEMP_X_COUNT; k++) {
+			char c = letters[rnd[k] % (sizeof(letters) - 1)];
+
+			tmpl[len - suffix - TEMP_X_COUNT + k] = c;
+			rp.path[plen - suffix - TEMP_X_COUNT + k] = c;
+		}
+		fd = shield_open(&rp, O_RDWR | O_CREAT | O_EXCL |
+					      (flags & ~O_ACCMODE),
+				 0600);
+	}
+	if (r < 0)
+		fd = r;
+	*ret = fd < 0 ? fail_with(fd) : fd;
+	return 1;
+}
+
+EXPORT int mkostemps(char *tmpl, int suffix, int flags)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, suffix, flags, &r)
+		       ? r
+		       : libc_fd(REAL(mkostemps)(tmpl, suffix, flags));
+}
+
+EXPORT int mkostemps64(char *tmpl, int suffix, int flags)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, suffix, flags, &r)
+		       ? r
+		       : libc_fd(REAL(mkostemps64)(tmpl, suffix, flags));
+}
+
+EXPORT int mkstemp(char *tmpl)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, 0, 0, &r) ? r : libc_fd(REAL(mkstemp)(tmpl));
+}
+
+EXPORT int mkstemp64(char *tmpl)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, 0, 0, &r) ? r
+					      : libc_fd(REAL(mkstemp64)(tmpl));
+}
+
+EXPORT int mkostemp(char *tmpl, int flags)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, 0, flags, &r)
+		       ? r
+		       : libc_fd(REAL(mkostemp)(tmpl, flags));
+}
+
+EXPORT int mkostemp64(char *tmpl, int flags)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, 0, flags, &r)
+		       ? r
+		       : libc_fd(REAL(mkostemp64)(tmpl, flags));
+}
+
+EXPORT int mkstemps(char *tmpl, int suffix)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, suffix, 0, &r)
+		       ? r
+		       : libc_fd(REAL(mkstemps)(tmpl, suffix));
+}
+
+EXPORT int mkstemps64(char *tmpl, int suffix)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, suffix, 0, &r)
+		       ? r
+		       : libc_fd(REAL(mkstemps64)(tmpl, suffix));
 }
 
 /* ---- read ---- */

@@ -350,7 +350,8 @@ case_writes_refused() {
 	expect_err 'Read-only file system'
 	for cmd in "mkdir /app/d" "rm -f /app/data.bin" "mv /app/data.bin /app/x" \
 		"touch /app/data.bin" "chmod 600 /app/data.bin" "ln -s x /app/l" \
-		"truncate -s 0 /app/data.bin" "cp /etc/hostname /app/"; do
+		"truncate -s 0 /app/data.bin" "cp /etc/hostname /app/" \
+		"sed -i s/a/b/ /app/conf/config.yaml"; do
 		# shellcheck disable=SC2086
 		shielded $cmd
 		[ "$RC" -ne 0 ] || fail "'$cmd' succeeded"
@@ -519,6 +520,13 @@ os.pwrite(os.open("/app/copied.bin", os.O_WRONLY), b"ZZ", 5000)'
 	expect_rc 0
 	shielded SCONE_FSPF_TAG="$(new_tag)" sh -c 'head -c 5002 /app/copied.bin | tail -c 2'
 	expect_out '^ZZ$'
+	# sed -i: a temporary file (mkstemp) beside the file, renamed over it
+	mutable sed -i 's/second/2nd/' /app/dir/moved.txt
+	expect_rc 0
+	shielded SCONE_FSPF_TAG="$(new_tag)" sh -c 'cat /app/dir/moved.txt; ls /app/dir'
+	expect_rc 0
+	[ "$(cat "$OUT")" = "$(printf 'first\n2nd\nthird\nmoved.txt\nraw.bin')" ] ||
+		fail "sed -i: $(cat "$OUT")"
 }
 
 # Writes through one descriptor are seen through another; locks are the
