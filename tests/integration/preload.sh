@@ -537,7 +537,7 @@ case_write_descriptors() {
 	make_preload_sample
 	local tag2
 	cat >"$W/wfds.py" <<'PY'
-import errno, fcntl, os, sys
+import errno, fcntl, os, struct, sys
 fd = os.open("/app/w.bin", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
 assert os.write(fd, b"a" * 5000) == 5000
 assert os.lseek(fd, 0, os.SEEK_CUR) == 5000
@@ -581,6 +581,17 @@ try:
     sys.exit("two descriptions both locked")
 except OSError as e:
     assert e.errno in (errno.EAGAIN, errno.EWOULDBLOCK), e
+# OFD locks: per open file description too; F_OFD_GETLK names the holder
+wr = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 100, 10, 0)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, wr)
+rd = struct.pack("hhqqi", fcntl.F_RDLCK, 0, 100, 10, 0)
+got = struct.unpack("hhqqi", fcntl.fcntl(fd2, fcntl.F_OFD_GETLK, rd))
+assert got[0] == fcntl.F_WRLCK and got[4] == -1, got
+try:
+    fcntl.fcntl(fd2, fcntl.F_OFD_SETLK, rd)
+    sys.exit("two descriptions both took OFD locks")
+except OSError as e:
+    assert e.errno in (errno.EAGAIN, errno.EACCES), e
 os.close(ap)
 os.close(fd2)
 os.close(fd)
