@@ -4,7 +4,8 @@
  * programs, loaded with LD_PRELOAD and configured by the environment only
  * (see fshield-preload(8)). This file: start-up (the volume is opened
  * before main(), or refused with one line and exit status 1), logging, and
- * the table that attaches shield state to protected descriptors.
+ * the table that attaches shield state to protected descriptors; with
+ * SCONE_FSPF_MUTABLE, the lock placeholders and the commit at exit.
  *
  * Protected descriptors are real kernel descriptors (a directory opened
  * read-only, so that a program that gets one without the shield reads
@@ -26,9 +27,15 @@
 struct real_fns g_real;
 struct fshield_volume *g_vol;
 int g_ready;
+bool g_mutable;
+bool g_strict;
+bool g_forked;
 __thread int t_depth __attribute__((tls_model("initial-exec")));
 
 static int g_log_level;
+static const char *g_fspf_path;
+/* SCONE_FSPF_MUTABLE: the directory of the lock placeholders. */
+static int g_lock_dirfd = -1;
 static int g_log_fd = STDERR_FILENO;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /*
@@ -177,11 +184,44 @@ static const char *read_key(uint8_t key[FSHIELD_KEY_BYTES])
 	return why;
 }
 
+/*
+ * The expected tag from the tag file SCONE_FSPF_TAG_FILE, when it exists
+ * (as scone-fspf mount --tag-file): @buf gets its first line.
+ */
+static const char *tag_from_file(const char *path, char *buf, size_t size)
+{
+	int fd = REAL(open64)(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	ssize_t n;
+
+	if (fd < 0)
+		return errno == ENOENT ? NULL : "cannot read the tag file (SCONE_FSPF_TAG_FILE)";
+	n = read_small(fd, buf, size);
+	REAL(close)(fd);
+	if (n < 0)
+		return "cannot read the tag file (SCONE_FSPF_TAG_FILE)";
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return NULL;
+}
+
 static const char *read_tag(uint8_t tag[FSHIELD_TAG_BYTES], unsigned *flags)
 {
 	const char *hex = env("SCONE_FSPF_TAG");
 	const char *none = env("SCONE_FSPF_NO_ROLLBACK_PROTECTION");
+	const char *file = env("SCONE_FSPF_TAG_FILE");
+	char buf[KEY_HEX_MAX_BYTES] = "";
 
+	if (!hex && file) {
+		const char *why = tag_from_file(file, buf, sizeof(buf));
+
+		if (why)
+			return why;
+		if (buf[0] && fsh_hex_decode(buf, strlen(buf), tag,
+					     FSHIELD_TAG_BYTES))
+			return "the tag file (SCONE_FSPF_TAG_FILE) does not hold 32 hex digits";
+		if (buf[0])
+			return none ? "SCONE_FSPF_TAG_FILE names a tag and SCONE_FSPF_NO_ROLLBACK_PROTECTION is set"
+				    : NULL;
+	}
 	if (hex && none)
 		return "SCONE_FSPF_TAG and SCONE_FSPF_NO_ROLLBACK_PROTECTION exclude each other";
 	if (!hex) {
@@ -252,6 +292,83 @@ static void atfork_child(void)
 	pthread_rwlockattr_destroy(&attr);
 	dirs_atfork_release(true);
 	vcwd_atfork_release(true);
+	/* The parent's volume: read here, written and committed there only. */
+	g_forked = true;
+}
+
+/* ---- lock placeholders (SCONE_FSPF_MUTABLE) ---- */
+
+/*
+ * A writable volume's protected files get, as the kernel's half of their
+ * descriptors, a file of the directory "<fspf>.locks" (one per protected
+ * path, made on first use, empty for ever): fcntl() and flock() locks on
+ * it are the kernel's own, between descriptions, threads and forked
+ * children, and a program that gets the descriptor without the shield
+ * reads and writes an empty scratch file, never the stored form. The
+ * directory is the writer's alone (the volume's flock), emptied when it
+ * starts and when it exits. It lies on the untrusted host: it is used only
+ * as a real directory of ours, mode 0700, never through a symlink.
+ */
+static void lock_dir_clear(void)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	t_depth++;
+	fd = REAL(dup)(g_lock_dirfd);
+	d = fd < 0 ? NULL : REAL(fdopendir)(fd);
+	if (!d && fd >= 0)
+		REAL(close)(fd);
+	if (d) /* the dup shares the offset of the last listing */
+		REAL(rewinddir)(d);
+	while (d && (de = REAL(readdir)(d)))
+		if (de->d_name[0] != '.')
+			REAL(unlinkat)(g_lock_dirfd, de->d_name, 0);
+	if (d)
+		REAL(closedir)(d);
+	t_depth--;
+}
+
+static const char *lock_dir_make(const char *fspf)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd = -1;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s.locks", fspf) <
+		    sizeof(path) &&
+	    (REAL(mkdir)(path, 0700) == 0 || errno == EEXIST))
+		fd = REAL(open64)(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+						O_CLOEXEC);
+	if (fd < 0)
+		return "cannot create the directory of the lock placeholders (<fspf>.locks)";
+	if (REAL(fstat)(fd, &st) < 0 || st.st_uid != geteuid() ||
+	    (st.st_mode & 077)) {
+		REAL(close)(fd);
+		return "the directory of the lock placeholders (<fspf>.locks) is not ours alone (owner, mode 0700)";
+	}
+	g_lock_dirfd = fd;
+	lock_dir_clear();
+	return NULL;
+}
+
+int lock_placeholder(const char *path, int flags)
+{
+	char name[32];
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a: a name per path */
+	int fd;
+
+	for (const char *c = path; *c; c++)
+		h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+	if (g_lock_dirfd < 0)
+		return -EBADF;
+	snprintf(name, sizeof(name), "%016llx", (unsigned long long)h);
+	fd = REAL(openat64)(g_lock_dirfd, name,
+			    (flags & (O_ACCMODE | O_CLOEXEC)) | O_CREAT |
+				    O_NOFOLLOW | O_NOCTTY,
+			    0600);
+	return fd < 0 ? -errno : fd;
 }
 
 static void init_once(void)
@@ -270,9 +387,14 @@ static void init_once(void)
 	why = read_key(key);
 	if (!why)
 		why = read_tag(tag, &cfg.flags);
-	if (!why && env("SCONE_FSPF_MUTABLE") &&
-	    strcmp(env("SCONE_FSPF_MUTABLE"), "0"))
-		why = "SCONE_FSPF_MUTABLE: this version shields reads only";
+	g_mutable = env("SCONE_FSPF_MUTABLE") &&
+		    strcmp(env("SCONE_FSPF_MUTABLE"), "0");
+	g_strict = env("SCONE_FSPF_STRICT") &&
+		   strcmp(env("SCONE_FSPF_STRICT"), "0");
+	if (!why && g_mutable) {
+		cfg.flags |= FSHIELD_WRITABLE;
+		cfg.tag_path = env("SCONE_FSPF_TAG_FILE");
+	}
 	if (why) {
 		fsh_wipe(key, sizeof(key));
 		refuse(cfg.fspf_path, why);
@@ -286,10 +408,16 @@ static void init_once(void)
 	fsh_wipe(key, sizeof(key));
 	if (err)
 		refuse(cfg.fspf_path, fshield_strerror(err));
+	why = g_mutable ? lock_dir_make(cfg.fspf_path) : NULL;
+	if (why) {
+		fshield_volume_close(vol);
+		refuse(cfg.fspf_path, why);
+	}
+	g_fspf_path = cfg.fspf_path;
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	plog(FSHIELD_LOG_INFO, "shielding %s with '%s'%s",
+	plog(FSHIELD_LOG_INFO, "shielding %s with '%s'%s%s",
 	     program_invocation_short_name, cfg.fspf_path,
-	     cfg.root ? "" : " (root /)");
+	     cfg.root ? "" : " (root /)", g_mutable ? ", writable" : "");
 	g_vol = vol;
 	t_depth--;
 }
@@ -298,6 +426,41 @@ void preload_init(void)
 {
 	pthread_once(&g_once, init_once);
 	__atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * At exit() of the process that opened a writable volume: what is not
+ * committed yet is (stdio streams on protected files flushed first, every
+ * protected file closed). A forked child never commits its parent's
+ * volume; _exit() and fatal signals skip this (fshield-preload(8)).
+ */
+__attribute__((destructor)) static void preload_dtor(void)
+{
+	struct fshield_volume *vol = g_vol;
+	int err;
+
+	if (!vol || !g_mutable || g_forked || t_depth)
+		return;
+	fflush(NULL);
+	fd_close_files();
+	__atomic_store_n(&g_vol, NULL, __ATOMIC_RELEASE);
+	t_depth++;
+	err = fshield_volume_close(vol);
+	if (err) {
+		char msg[1024];
+		int n = snprintf(msg, sizeof(msg),
+				 "fshield-preload: %s: the final commit of fspf '%s' failed: %s\n",
+				 program_invocation_short_name, g_fspf_path,
+				 fshield_strerror(err));
+
+		if (n > (int)sizeof(msg) - 1)
+			n = (int)sizeof(msg) - 1;
+		if (REAL(write)(STDERR_FILENO, msg, (size_t)n) < 0) {
+			/* nowhere else to say it */
+		}
+	}
+	lock_dir_clear();
+	t_depth--;
 }
 
 /* Before main(); the interposers also start the shield on first use. */
@@ -363,16 +526,23 @@ struct pfile *pfile_new(const char *path, mode_t type, int flags,
 	return pf;
 }
 
-static void pfile_free(struct pfile *pf)
+/*
+ * Closing a file that wrote commits the volume (its error is close()'s);
+ * a forked child leaves that to its parent and only forgets the file.
+ */
+static int pfile_free(struct pfile *pf)
 {
-	if (pf->file) {
+	int err = 0;
+
+	if (pf->file && !(g_forked && g_mutable)) {
 		shield_enter();
-		fshield_close(pf->file);
+		err = fshield_close(pf->file);
 		shield_leave();
 	}
 	pthread_mutex_destroy(&pf->lock);
 	free(pf->path);
 	free(pf);
+	return err;
 }
 
 /* A reference to the description of @fd, or NULL: not protected. */
@@ -390,17 +560,16 @@ struct pfile *fd_get(int fd)
 	return pf;
 }
 
-void pfile_put(struct pfile *pf)
+int pfile_put(struct pfile *pf)
 {
 	unsigned refs;
 
 	if (!pf)
-		return;
+		return 0;
 	pthread_mutex_lock(&g_table_lock);
 	refs = --pf->refs;
 	pthread_mutex_unlock(&g_table_lock);
-	if (!refs)
-		pfile_free(pf);
+	return refs ? 0 : pfile_free(pf);
 }
 
 /* @fd now refers to @pf (a reference of its own); what it had is dropped. */
@@ -422,17 +591,41 @@ void fd_install(int fd, struct pfile *pf)
 	pfile_put(old);
 }
 
-void fd_drop(int fd)
+int fd_drop(int fd)
 {
 	struct pfile **slot = fd_slot(fd, false), *old;
 
 	if (!slot || !__atomic_load_n(slot, __ATOMIC_ACQUIRE))
-		return;
+		return 0;
 	pthread_mutex_lock(&g_table_lock);
 	old = *slot;
 	__atomic_store_n(slot, NULL, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&g_table_lock);
-	pfile_put(old);
+	return pfile_put(old);
+}
+
+void fd_close_files(void)
+{
+	for (unsigned int p = 0; p < FD_PAGES; p++) {
+		struct pfile **page = __atomic_load_n(&g_fd_pages[p],
+						      __ATOMIC_ACQUIRE);
+
+		for (unsigned int i = 0; page && i < FD_PAGE_FDS; i++) {
+			struct fshield_file *file = NULL;
+
+			pthread_mutex_lock(&g_table_lock);
+			if (page[i]) {
+				file = page[i]->file;
+				page[i]->file = NULL;
+			}
+			pthread_mutex_unlock(&g_table_lock);
+			if (file) {
+				shield_enter();
+				fshield_close(file);
+				shield_leave();
+			}
+		}
+	}
 }
 
 void fd_drop_range(unsigned int first, unsigned int last)

@@ -168,7 +168,7 @@ EXPORT DIR *opendir(const char *path)
 
 	if (!r)
 		return REAL(opendir)(lp);
-	fd = r < 0 ? r : shield_open(&rp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = r < 0 ? r : shield_open(&rp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (fd < 0) {
 		errno = -fd;
 		return NULL;

@@ -70,7 +70,26 @@ _Static_assert(sizeof(struct dirent) == sizeof(struct dirent64),
 	X(ssize_t, preadv2, (int, const struct iovec *, int, off_t, int))    \
 	X(ssize_t, preadv64v2, (int, const struct iovec *, int, off64_t, int)) \
 	X(ssize_t, write, (int, const void *, size_t))                       \
+	X(ssize_t, pwrite, (int, const void *, size_t, off_t))               \
 	X(ssize_t, pwrite64, (int, const void *, size_t, off64_t))           \
+	X(ssize_t, writev, (int, const struct iovec *, int))                 \
+	X(ssize_t, pwritev, (int, const struct iovec *, int, off_t))         \
+	X(ssize_t, pwritev64, (int, const struct iovec *, int, off64_t))     \
+	X(ssize_t, pwritev2, (int, const struct iovec *, int, off_t, int))   \
+	X(ssize_t, pwritev64v2, (int, const struct iovec *, int, off64_t, int)) \
+	X(int, fsync, (int))                                                 \
+	X(int, mkstemp, (char *))                                            \
+	X(int, mkstemp64, (char *))                                          \
+	X(int, mkostemp, (char *, int))                                      \
+	X(int, mkostemp64, (char *, int))                                    \
+	X(int, mkstemps, (char *, int))                                      \
+	X(int, mkstemps64, (char *, int))                                    \
+	X(int, mkostemps, (char *, int, int))                                \
+	X(int, mkostemps64, (char *, int, int))                              \
+	X(int, fdatasync, (int))                                             \
+	X(int, utimes, (const char *, const struct timeval *))               \
+	X(int, lutimes, (const char *, const struct timeval *))              \
+	X(int, futimes, (int, const struct timeval *))                       \
 	X(off_t, lseek, (int, off_t, int))                                   \
 	X(off64_t, lseek64, (int, off64_t, int))                             \
 	X(int, close, (int))                                                 \
@@ -227,6 +246,16 @@ void __chk_fail(void) __attribute__((noreturn));
 
 /* The volume, or NULL: SCONE_FSPF is not set, everything passes through. */
 extern struct fshield_volume *g_vol;
+/* SCONE_FSPF_MUTABLE, SCONE_FSPF_STRICT; a forked child of the writer. */
+extern bool g_mutable;
+extern bool g_strict;
+extern bool g_forked;
+
+/* True when this process may change protected files. */
+static inline bool shield_writes(void)
+{
+	return g_mutable && !g_forked;
+}
 
 /*
  * Non-zero while this thread runs inside the shield (the runtime, our own
@@ -277,9 +306,14 @@ struct pfile {
 };
 
 struct pfile *fd_get(int fd);
-void pfile_put(struct pfile *pf);
+/* Return: 0, or the error of the commit that closing a written file made. */
+int pfile_put(struct pfile *pf);
 void fd_install(int fd, struct pfile *pf);
-void fd_drop(int fd);
+int fd_drop(int fd);
+/* At exit: the runtime files of every protected descriptor closed. */
+void fd_close_files(void);
+/* A lock placeholder for protected @path (see preload.c). fd or -errno. */
+int lock_placeholder(const char *path, int flags);
 /* Drop the protected descriptors from @first to @last. */
 void fd_drop_range(unsigned int first, unsigned int last);
 struct pfile *pfile_new(const char *path, mode_t type, int flags,
@@ -317,8 +351,10 @@ void vcwd_atfork_release(bool child);
 int shield_stat_path(const char *path, struct stat *st);
 int pfile_stat(struct pfile *pf, struct stat *st);
 ssize_t pfile_read(struct pfile *pf, void *buf, size_t size, int64_t off);
+ssize_t pfile_write(struct pfile *pf, const void *buf, size_t size,
+		    int64_t off);
 off_t pfile_seek(struct pfile *pf, off_t off, int whence);
-int shield_open(const struct rpath *rp, int flags);
+int shield_open(const struct rpath *rp, int flags, mode_t mode);
 int shield_close(int fd);
 
 /* ---- preload_dir.c ---- */

@@ -2,15 +2,18 @@
 /*
  * libfshield-preload: descriptors and paths. Each interposer asks whether
  * its descriptor (fd_get()) or path (path_route()) is the shield's; if
- * not, it calls libc with the caller's arguments untouched. This version
- * shields reads: anything that would change a protected file or directory
- * fails with EROFS (by path) or as on a read-only descriptor.
+ * not, it calls libc with the caller's arguments untouched. Changes of
+ * protected files go to the runtime when SCONE_FSPF_MUTABLE made the
+ * volume writable (and this process is the one that opened it); otherwise
+ * they fail with EROFS (by path) or as on a read-only descriptor.
  */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/sendfile.h>
 #include <sys/sysmacros.h>
+#include <sys/time.h>
 #include <sys/xattr.h>
 
 #include "preload_i.h"
@@ -81,6 +84,46 @@ static ssize_t pread_whole(struct fshield_file *file, void *buf, size_t size,
 		if (k < 0)
 			n = k;
 	}
+	return n;
+}
+
+/*
+ * Write at @off, or at the shared offset (advancing it) when @off < 0;
+ * O_APPEND, which F_SETFL may change, is the shield's: at the end.
+ */
+ssize_t pfile_write(struct pfile *pf, const void *buf, size_t size,
+		    int64_t off)
+{
+	struct stat st;
+	ssize_t n;
+
+	if (!pf->file || (pf->flags & O_ACCMODE) == O_RDONLY ||
+	    (pf->flags & O_PATH))
+		return -EBADF;
+	if (!shield_writes())
+		return -EROFS;
+	if (size > SSIZE_MAX)
+		size = SSIZE_MAX;
+	shield_enter();
+	if (off < 0) {
+		uint64_t at;
+
+		pthread_mutex_lock(&pf->lock);
+		at = pf->offset;
+		n = 0;
+		if (pf->flags & O_APPEND) {
+			n = fshield_fstat(pf->file, &st);
+			at = (uint64_t)st.st_size;
+		}
+		if (!n)
+			n = fshield_pwrite(pf->file, buf, size, at);
+		if (n > 0)
+			pf->offset = at + (uint64_t)n;
+		pthread_mutex_unlock(&pf->lock);
+	} else {
+		n = fshield_pwrite(pf->file, buf, size, (uint64_t)off);
+	}
+	shield_leave();
 	return n;
 }
 
@@ -156,7 +199,8 @@ off_t pfile_seek(struct pfile *pf, off_t off, int whence)
  * The kernel's half of a protected descriptor: the root directory opened
  * read-only, so that its number, close-on-exec flag and poll() are real,
  * and a program that gets it without the shield (exec, a direct system
- * call) reads EISDIR instead of stored bytes.
+ * call) reads EISDIR instead of stored bytes. A writable volume's files
+ * get a lock placeholder instead (lock_placeholder()), for real locks.
  */
 static int placeholder(int flags)
 {
@@ -166,41 +210,67 @@ static int placeholder(int flags)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Open protected path @rp as open(2) would, read-only. Return: fd or -errno. */
-int shield_open(const struct rpath *rp, int flags)
+/* The process's umask (not interposed; two calls, as there is no getter). */
+static mode_t current_umask(void)
+{
+	mode_t m = umask(0);
+
+	umask(m);
+	return m;
+}
+
+/*
+ * Open (or create, with @mode) protected path @rp as open(2) would.
+ * Return: fd or -errno.
+ */
+int shield_open(const struct rpath *rp, int flags, mode_t mode)
 {
 	struct fshield_file *file = NULL;
-	int acc = flags & O_ACCMODE, fd, err;
+	int acc = flags & O_ACCMODE, fd = -1, err;
 	struct pfile *pf;
 	struct stat st;
 
 	err = shield_stat_path(rp->path, &st);
-	if (err == -ENOENT && (flags & O_CREAT))
-		return -EROFS; /* creating: the next increment's writes */
-	if (err)
+	if (err == -ENOENT && (flags & O_CREAT) && !(flags & O_PATH)) {
+		if (!shield_writes())
+			return -EROFS;
+		if (rp->slash || (flags & O_DIRECTORY))
+			return -EISDIR;
+		st.st_mode = S_IFREG;
+	} else if (err) {
 		return err;
-	if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+	} else if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
 		return -EEXIST;
+	}
 	if (S_ISLNK(st.st_mode) && !(flags & O_PATH))
 		return -ELOOP; /* O_NOFOLLOW */
 	if ((rp->slash || (flags & O_DIRECTORY)) && !S_ISDIR(st.st_mode))
 		return -ENOTDIR;
 	if (!(flags & O_PATH)) {
 		if ((flags & O_TMPFILE) == O_TMPFILE)
-			return -EROFS;
+			return shield_writes() ? -EOPNOTSUPP : -EROFS;
 		if (S_ISDIR(st.st_mode) && (acc != O_RDONLY || (flags & O_TRUNC)))
 			return -EISDIR;
-		if (acc != O_RDONLY || (flags & O_TRUNC))
+		if ((acc != O_RDONLY || (flags & O_TRUNC)) && !shield_writes())
 			return -EROFS;
 		if (S_ISREG(st.st_mode)) {
+			/* O_APPEND stays the shield's: F_SETFL may change it. */
+			int rflags = flags & (O_ACCMODE | O_CREAT | O_EXCL |
+					      O_TRUNC);
+
 			shield_enter();
-			err = fshield_open(g_vol, rp->path, O_RDONLY, 0, &file);
+			err = fshield_open(g_vol, rp->path, rflags,
+					   (mode & 07777) & ~current_umask(),
+					   &file);
 			shield_leave();
 			if (err)
 				return err;
 		}
 	}
-	fd = placeholder(flags);
+	if (file && g_mutable)
+		fd = lock_placeholder(rp->path, flags);
+	if (fd < 0)
+		fd = placeholder(flags);
 	pf = fd < 0 ? NULL
 		    : pfile_new(rp->path, st.st_mode & S_IFMT, flags, file);
 	if (!pf) {
@@ -217,10 +287,12 @@ int shield_open(const struct rpath *rp, int flags)
 	return fd;
 }
 
+/* close(2) of protected @fd: the error of the commit it made, if any. */
 int shield_close(int fd)
 {
-	fd_drop(fd);
-	return REAL(close)(fd);
+	int err = fd_drop(fd), r = REAL(close)(fd);
+
+	return err && !r ? fail_with(err) : r;
 }
 
 /* ---- open ---- */
@@ -280,7 +352,7 @@ static int open_common(enum open_fn fn, int dirfd, const char *path,
 	if (!r)
 		return libc_fd(open_libc(fn, ldfd, lp, flags, mode));
 	if (r > 0)
-		r = shield_open(&rp, flags);
+		r = shield_open(&rp, flags, mode);
 	return r < 0 ? fail_with(r) : r;
 }
 
@@ -349,6 +421,127 @@ EXPORT int creat64(const char *path, mode_t mode)
 			   O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
+/* ---- temporary files ---- */
+
+#define TEMP_X_COUNT 6
+#define TEMP_TRY_COUNT 100
+
+/*
+ * mkstemp(3) and its variants: glibc creates the file with an internal
+ * open the shield does not see, so a template in a protected directory
+ * (sed -i's) is filled and created here. Return: 1 done (*@ret the result),
+ * 0 libc's.
+ */
+static int mkstemp_shield(char *tmpl, int suffix, int flags, int *ret)
+{
+	static const char letters[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	const char *lp;
+	struct rpath rp;
+	size_t len = strlen(tmpl), plen;
+	int ldfd, fd = -EEXIST, r;
+
+	r = path_route(AT_FDCWD, tmpl, false, &rp, &lp, &ldfd);
+	if (!r)
+		return 0;
+	plen = strlen(rp.path);
+	if (r > 0 && (suffix < 0 || len < (size_t)suffix + TEMP_X_COUNT ||
+		      plen < (size_t)suffix + TEMP_X_COUNT ||
+		      strspn(tmpl + len - suffix - TEMP_X_COUNT, "X") <
+			      TEMP_X_COUNT))
+		r = -EINVAL;
+	for (int i = 0; r > 0 && fd == -EEXIST && i < TEMP_TRY_COUNT; i++) {
+		uint8_t rnd[TEMP_X_COUNT];
+
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+			fd = -errno;
+			break;
+		}
+		for (int k = 0; k < TEMP_X_COUNT; k++) {
+			char c = letters[rnd[k] % (sizeof(letters) - 1)];
+
+			tmpl[len - suffix - TEMP_X_COUNT + k] = c;
+			rp.path[plen - suffix - TEMP_X_COUNT + k] = c;
+		}
+		fd = shield_open(&rp, O_RDWR | O_CREAT | O_EXCL |
+					      (flags & ~O_ACCMODE),
+				 0600);
+	}
+	if (r < 0)
+		fd = r;
+	*ret = fd < 0 ? fail_with(fd) : fd;
+	return 1;
+}
+
+EXPORT int mkostemps(char *tmpl, int suffix, int flags)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, suffix, flags, &r)
+		       ? r
+		       : libc_fd(REAL(mkostemps)(tmpl, suffix, flags));
+}
+
+EXPORT int mkostemps64(char *tmpl, int suffix, int flags)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, suffix, flags, &r)
+		       ? r
+		       : libc_fd(REAL(mkostemps64)(tmpl, suffix, flags));
+}
+
+EXPORT int mkstemp(char *tmpl)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, 0, 0, &r) ? r : libc_fd(REAL(mkstemp)(tmpl));
+}
+
+EXPORT int mkstemp64(char *tmpl)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, 0, 0, &r) ? r
+					      : libc_fd(REAL(mkstemp64)(tmpl));
+}
+
+EXPORT int mkostemp(char *tmpl, int flags)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, 0, flags, &r)
+		       ? r
+		       : libc_fd(REAL(mkostemp)(tmpl, flags));
+}
+
+EXPORT int mkostemp64(char *tmpl, int flags)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, 0, flags, &r)
+		       ? r
+		       : libc_fd(REAL(mkostemp64)(tmpl, flags));
+}
+
+EXPORT int mkstemps(char *tmpl, int suffix)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, suffix, 0, &r)
+		       ? r
+		       : libc_fd(REAL(mkstemps)(tmpl, suffix));
+}
+
+EXPORT int mkstemps64(char *tmpl, int suffix)
+{
+	int r;
+
+	return mkstemp_shield(tmpl, suffix, 0, &r)
+		       ? r
+		       : libc_fd(REAL(mkstemps64)(tmpl, suffix));
+}
+
 /* ---- read ---- */
 
 static ssize_t read_result(struct pfile *pf, ssize_t n)
@@ -414,17 +607,24 @@ EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t size, off64_t off,
 	return pread64(fd, buf, size, off);
 }
 
-/* Fill @iov in turn from @off (< 0: the shared offset); short at the end. */
-static ssize_t pfile_readv(struct pfile *pf, const struct iovec *iov,
-			   int count, int64_t off)
+/*
+ * Fill (or, with @write, write out) @iov in turn from @off (< 0: the
+ * shared offset); short at the end, or at an error after some bytes.
+ * Drops the reference to @pf.
+ */
+static ssize_t pfile_iov(struct pfile *pf, const struct iovec *iov,
+			 int count, int64_t off, bool write)
 {
 	ssize_t done = 0;
 
 	if (count < 0 || count > IOV_MAX)
 		return read_result(pf, -EINVAL);
 	for (int i = 0; i < count; i++) {
-		ssize_t n = pfile_read(pf, iov[i].iov_base, iov[i].iov_len,
-				       off < 0 ? -1 : off + done);
+		int64_t at = off < 0 ? -1 : off + done;
+		ssize_t n = write ? pfile_write(pf, iov[i].iov_base,
+						iov[i].iov_len, at)
+				  : pfile_read(pf, iov[i].iov_base,
+					       iov[i].iov_len, at);
 
 		if (n < 0)
 			return read_result(pf, done ? done : n);
@@ -441,7 +641,7 @@ EXPORT ssize_t readv(int fd, const struct iovec *iov, int count)
 
 	if (!pf)
 		return REAL(readv)(fd, iov, count);
-	return pfile_readv(pf, iov, count, -1);
+	return pfile_iov(pf, iov, count, -1, false);
 }
 
 EXPORT ssize_t preadv(int fd, const struct iovec *iov, int count, off_t off)
@@ -451,7 +651,7 @@ EXPORT ssize_t preadv(int fd, const struct iovec *iov, int count, off_t off)
 	if (!pf)
 		return REAL(preadv)(fd, iov, count, off);
 	return off < 0 ? read_result(pf, -EINVAL)
-		       : pfile_readv(pf, iov, count, off);
+		       : pfile_iov(pf, iov, count, off, false);
 }
 
 EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int count,
@@ -462,7 +662,7 @@ EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int count,
 	if (!pf)
 		return REAL(preadv64)(fd, iov, count, off);
 	return off < 0 ? read_result(pf, -EINVAL)
-		       : pfile_readv(pf, iov, count, off);
+		       : pfile_iov(pf, iov, count, off, false);
 }
 
 /* preadv2(): an offset of -1 reads at the shared offset; flags are hints. */
@@ -474,7 +674,7 @@ EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int count, off_t off,
 	if (!pf)
 		return REAL(preadv2)(fd, iov, count, off, flags);
 	return off < -1 ? read_result(pf, -EINVAL)
-			: pfile_readv(pf, iov, count, off);
+			: pfile_iov(pf, iov, count, off, false);
 }
 
 EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int count,
@@ -485,7 +685,7 @@ EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int count,
 	if (!pf)
 		return REAL(preadv64v2)(fd, iov, count, off, flags);
 	return off < -1 ? read_result(pf, -EINVAL)
-			: pfile_readv(pf, iov, count, off);
+			: pfile_iov(pf, iov, count, off, false);
 }
 
 EXPORT off_t lseek(int fd, off_t off, int whence)
@@ -505,13 +705,158 @@ EXPORT off64_t lseek64(int fd, off64_t off, int whence)
 	return lseek(fd, off, whence);
 }
 
+/* ---- write ---- */
+
+EXPORT ssize_t write(int fd, const void *buf, size_t size)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(write)(fd, buf, size);
+	return read_result(pf, pfile_write(pf, buf, size, -1));
+}
+
+static ssize_t pwrite_common(struct pfile *pf, const void *buf, size_t size,
+			     off_t off)
+{
+	return read_result(pf, off < 0 ? -EINVAL
+				       : pfile_write(pf, buf, size, off));
+}
+
+EXPORT ssize_t pwrite(int fd, const void *buf, size_t size, off_t off)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(pwrite)(fd, buf, size, off);
+	return pwrite_common(pf, buf, size, off);
+}
+
+EXPORT ssize_t pwrite64(int fd, const void *buf, size_t size, off64_t off)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(pwrite64)(fd, buf, size, off);
+	return pwrite_common(pf, buf, size, off);
+}
+
+/*
+ * Write @iov in turn from @off (< 0: the shared offset), gathered into one
+ * buffer when small so that the chunks are sealed once.
+ */
+static ssize_t pfile_writev(struct pfile *pf, const struct iovec *iov,
+			    int count, int64_t off)
+{
+	size_t total = 0, done = 0;
+	ssize_t n;
+	char *buf;
+
+	if (count < 0 || count > IOV_MAX)
+		return read_result(pf, -EINVAL);
+	for (int i = 0; i < count; i++)
+		total += iov[i].iov_len;
+	if (count < 2 || total > COPY_CHUNK_BYTES || !(buf = malloc(total)))
+		return pfile_iov(pf, iov, count, off, true);
+	for (int i = 0; i < count; i++) {
+		memcpy(buf + done, iov[i].iov_base, iov[i].iov_len);
+		done += iov[i].iov_len;
+	}
+	n = pfile_write(pf, buf, total, off);
+	free(buf);
+	return read_result(pf, n);
+}
+
+EXPORT ssize_t writev(int fd, const struct iovec *iov, int count)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(writev)(fd, iov, count);
+	return pfile_writev(pf, iov, count, -1);
+}
+
+EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int count, off_t off)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(pwritev)(fd, iov, count, off);
+	return off < 0 ? read_result(pf, -EINVAL)
+		       : pfile_writev(pf, iov, count, off);
+}
+
+EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int count,
+			 off64_t off)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(pwritev64)(fd, iov, count, off);
+	return off < 0 ? read_result(pf, -EINVAL)
+		       : pfile_writev(pf, iov, count, off);
+}
+
+EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int count,
+			off_t off, int flags)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(pwritev2)(fd, iov, count, off, flags);
+	return off < -1 ? read_result(pf, -EINVAL)
+			: pfile_writev(pf, iov, count, off);
+}
+
+EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int count,
+			   off64_t off, int flags)
+{
+	struct pfile *pf = pf_of(fd);
+
+	if (!pf)
+		return REAL(pwritev64v2)(fd, iov, count, off, flags);
+	return off < -1 ? read_result(pf, -EINVAL)
+			: pfile_writev(pf, iov, count, off);
+}
+
+/*
+ * fsync(2) of a protected descriptor commits the volume (a file: flushed
+ * first). Nothing to do on a read-only volume or in a forked child.
+ */
+static int sync_common(int fd, bool datasync)
+{
+	struct pfile *pf = pf_of(fd);
+	int err = 0;
+
+	if (!pf)
+		return datasync ? REAL(fdatasync)(fd) : REAL(fsync)(fd);
+	if (shield_writes()) {
+		shield_enter();
+		err = pf->file ? fshield_fsync(pf->file, datasync)
+			       : fshield_commit(g_vol, NULL);
+		shield_leave();
+	}
+	pfile_put(pf);
+	return err ? fail_with(err) : 0;
+}
+
+EXPORT int fsync(int fd)
+{
+	return sync_common(fd, false);
+}
+
+EXPORT int fdatasync(int fd)
+{
+	return sync_common(fd, true);
+}
+
 /* ---- descriptors ---- */
 
 EXPORT int close(int fd)
 {
-	if (!t_depth)
-		fd_drop(fd);
-	return REAL(close)(fd);
+	int err = t_depth ? 0 : fd_drop(fd), r = REAL(close)(fd);
+
+	return err && !r ? fail_with(err) : r;
 }
 
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
@@ -882,9 +1227,9 @@ static int access_shield(const char *path, int mode, bool effective)
 
 	if (err)
 		return err;
-	if (mode & W_OK)
+	if ((mode & W_OK) && !shield_writes())
 		return -EROFS;
-	mode &= R_OK | X_OK;
+	mode &= R_OK | W_OK | X_OK;
 	if (!mode)
 		return 0;
 	if (uid == 0) /* root: executing still needs an x bit somewhere */
@@ -1138,7 +1483,7 @@ EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd,
 /*
  * sendfile(), copy_file_range() and splice() with a protected end: read
  * through the shield, write with libc. @in_off, @out_off: NULL for the
- * descriptors' offsets. A protected @out is read-only: EBADF.
+ * descriptors' offsets. A protected @out is written through the shield.
  */
 static ssize_t copy_fallback(struct pfile *in, int in_fd, off64_t *in_off,
 			     struct pfile *out, int out_fd, off64_t *out_off,
@@ -1149,9 +1494,7 @@ static ssize_t copy_fallback(struct pfile *in, int in_fd, off64_t *in_off,
 	char *buf = NULL;
 	ssize_t err = 0;
 
-	if (out)
-		err = -EBADF;
-	else if ((in_off && *in_off < 0) || (out_off && *out_off < 0))
+	if ((in_off && *in_off < 0) || (out_off && *out_off < 0))
 		err = -EINVAL;
 	else if (step && !(buf = malloc(step)))
 		err = -ENOMEM;
@@ -1169,13 +1512,20 @@ static ssize_t copy_fallback(struct pfile *in, int in_fd, off64_t *in_off,
 			break;
 		}
 		while (w < n) {
-			ssize_t k = out_off
+			ssize_t k = out ? pfile_write(out, buf + w,
+						      (size_t)(n - w),
+						      out_off ? *out_off + w : -1)
+				    : out_off
 					    ? REAL(pwrite64)(out_fd, buf + w,
 							     (size_t)(n - w),
 							     *out_off + w)
 					    : REAL(write)(out_fd, buf + w,
 							  (size_t)(n - w));
 
+			if (out && k < 0) {
+				err = k;
+				break;
+			}
 			if (k < 0 && errno == EINTR)
 				continue;
 			if (k < 0) {
@@ -1247,23 +1597,7 @@ EXPORT ssize_t splice(int in_fd, off64_t *in_off, int out_fd,
 	return copy_fallback(in, in_fd, in_off, out, out_fd, out_off, count);
 }
 
-/* ---- changes: read-only in this version ---- */
-
-/*
- * 1: a protected path, which this version does not change: *@ret is -1
- * and errno EROFS (or the resolution's error); 0: libc's.
- */
-static int change_route(int dirfd, const char *path, bool follow,
-			struct rpath *rp, const char **lp, int *ldfd,
-			int *ret)
-{
-	int r = path_route(dirfd, path, follow, rp, lp, ldfd);
-
-	if (!r)
-		return 0;
-	*ret = fail_with(r < 0 ? r : -EROFS);
-	return 1;
-}
+/* ---- changes ---- */
 
 /* True when @fd is a protected descriptor. */
 static bool fd_protected(int fd)
@@ -1274,179 +1608,341 @@ static bool fd_protected(int fd)
 	return pf != NULL;
 }
 
-#define CHANGE_PATH(dirfd, path, follow, call)                          \
+/* The result of a change the runtime made (or refused: EROFS). */
+static int change_result(int err)
+{
+	return err < 0 ? fail_with(err) : 0;
+}
+
+/*
+ * A change by path: @libc_call for a path of the host, @shield_call (with
+ * rp.path, runtime entered) for a protected one when this process writes
+ * the volume, EROFS otherwise.
+ */
+#define CHANGE_PATH(dirfd, path, follow, shield_call, libc_call)          \
 	do {                                                                 \
 		const char *lp;                                              \
 		struct rpath rp;                                             \
-		int ldfd, r;                                                 \
-		if (change_route(dirfd, path, follow, &rp, &lp, &ldfd, &r))  \
-			return r;                                            \
+		int ldfd, r = path_route(dirfd, path, follow, &rp, &lp,      \
+					 &ldfd);                             \
 		(void)ldfd;                                                  \
-		return call;                                                 \
+		if (!r)                                                      \
+			return libc_call;                                    \
+		if (r > 0 && !shield_writes())                               \
+			r = -EROFS;                                          \
+		else if (r > 0) {                                            \
+			shield_enter();                                      \
+			r = shield_call;                                     \
+			shield_leave();                                      \
+		}                                                            \
+		return change_result(r);                                     \
 	} while (0)
+
+/* The same for a protected descriptor's path (@pf). */
+#define CHANGE_FD(fd, shield_call, libc_call)                                \
+	do {                                                                 \
+		struct pfile *pf = pf_of(fd);                                \
+		int r;                                                       \
+		if (!pf)                                                     \
+			return libc_call;                                    \
+		r = -EROFS;                                                  \
+		if (shield_writes()) {                                       \
+			shield_enter();                                      \
+			r = shield_call;                                     \
+			shield_leave();                                      \
+		}                                                            \
+		pfile_put(pf);                                               \
+		return change_result(r);                                     \
+	} while (0)
+
+static mode_t creation_mode(mode_t mode)
+{
+	return (mode & 07777) & ~current_umask();
+}
 
 EXPORT int mkdir(const char *path, mode_t mode)
 {
-	CHANGE_PATH(AT_FDCWD, path, false, REAL(mkdir)(lp, mode));
+	CHANGE_PATH(AT_FDCWD, path, false,
+		    fshield_mkdir(g_vol, rp.path, creation_mode(mode)),
+		    REAL(mkdir)(lp, mode));
 }
 
 EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 {
-	CHANGE_PATH(dirfd, path, false, REAL(mkdirat)(ldfd, lp, mode));
+	CHANGE_PATH(dirfd, path, false,
+		    fshield_mkdir(g_vol, rp.path, creation_mode(mode)),
+		    REAL(mkdirat)(ldfd, lp, mode));
 }
 
 EXPORT int rmdir(const char *path)
 {
-	CHANGE_PATH(AT_FDCWD, path, false, REAL(rmdir)(lp));
+	CHANGE_PATH(AT_FDCWD, path, false, fshield_rmdir(g_vol, rp.path),
+		    REAL(rmdir)(lp));
+}
+
+/* unlink(2) refuses a trailing slash or a directory as the kernel does. */
+static int unlink_shield(const struct rpath *rp)
+{
+	struct stat st;
+	int err = fshield_stat(g_vol, rp->path, &st);
+
+	if (!err && S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!err && rp->slash)
+		return -ENOTDIR;
+	return err ? err : fshield_unlink(g_vol, rp->path);
 }
 
 EXPORT int unlink(const char *path)
 {
-	CHANGE_PATH(AT_FDCWD, path, false, REAL(unlink)(lp));
+	CHANGE_PATH(AT_FDCWD, path, false, unlink_shield(&rp),
+		    REAL(unlink)(lp));
 }
 
 EXPORT int unlinkat(int dirfd, const char *path, int flags)
 {
-	CHANGE_PATH(dirfd, path, false, REAL(unlinkat)(ldfd, lp, flags));
+	CHANGE_PATH(dirfd, path, false,
+		    (flags & AT_REMOVEDIR) ? fshield_rmdir(g_vol, rp.path)
+					   : unlink_shield(&rp),
+		    REAL(unlinkat)(ldfd, lp, flags));
 }
 
+/* Device nodes and FIFOs: the fspf records none. */
 EXPORT int mknod(const char *path, mode_t mode, dev_t dev)
 {
-	CHANGE_PATH(AT_FDCWD, path, false, REAL(mknod)(lp, mode, dev));
+	CHANGE_PATH(AT_FDCWD, path, false, -EPERM, REAL(mknod)(lp, mode, dev));
 }
 
 EXPORT int mknodat(int dirfd, const char *path, mode_t mode, dev_t dev)
 {
-	CHANGE_PATH(dirfd, path, false,
+	CHANGE_PATH(dirfd, path, false, -EPERM,
 		    REAL(mknodat)(ldfd, lp, mode, dev));
 }
 
 EXPORT int symlink(const char *target, const char *path)
 {
-	CHANGE_PATH(AT_FDCWD, path, false, REAL(symlink)(target, lp));
+	CHANGE_PATH(AT_FDCWD, path, false,
+		    fshield_symlink(g_vol, target, rp.path),
+		    REAL(symlink)(target, lp));
 }
 
 EXPORT int symlinkat(const char *target, int dirfd, const char *path)
 {
-	CHANGE_PATH(dirfd, path, false,
+	CHANGE_PATH(dirfd, path, false, fshield_symlink(g_vol, target, rp.path),
 		    REAL(symlinkat)(target, ldfd, lp));
+}
+
+static int truncate_shield(const char *path, int64_t size)
+{
+	return size < 0 ? -EINVAL : fshield_truncate(g_vol, path, (uint64_t)size);
 }
 
 EXPORT int truncate(const char *path, off_t size)
 {
-	CHANGE_PATH(AT_FDCWD, path, true, REAL(truncate)(lp, size));
+	CHANGE_PATH(AT_FDCWD, path, true, truncate_shield(rp.path, size),
+		    REAL(truncate)(lp, size));
 }
 
 EXPORT int truncate64(const char *path, off64_t size)
 {
-	CHANGE_PATH(AT_FDCWD, path, true, REAL(truncate64)(lp, size));
+	CHANGE_PATH(AT_FDCWD, path, true, truncate_shield(rp.path, size),
+		    REAL(truncate64)(lp, size));
 }
 
 EXPORT int chmod(const char *path, mode_t mode)
 {
-	CHANGE_PATH(AT_FDCWD, path, true, REAL(chmod)(lp, mode));
+	CHANGE_PATH(AT_FDCWD, path, true,
+		    fshield_chmod(g_vol, rp.path, mode & 07777),
+		    REAL(chmod)(lp, mode));
 }
 
 EXPORT int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
 {
 	CHANGE_PATH(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+		    fshield_chmod(g_vol, rp.path, mode & 07777),
 		    REAL(fchmodat)(ldfd, lp, mode, flags));
 }
 
 EXPORT int chown(const char *path, uid_t uid, gid_t gid)
 {
-	CHANGE_PATH(AT_FDCWD, path, true, REAL(chown)(lp, uid, gid));
+	CHANGE_PATH(AT_FDCWD, path, true, fshield_chown(g_vol, rp.path, uid, gid),
+		    REAL(chown)(lp, uid, gid));
 }
 
 EXPORT int lchown(const char *path, uid_t uid, gid_t gid)
 {
-	CHANGE_PATH(AT_FDCWD, path, false, REAL(lchown)(lp, uid, gid));
+	CHANGE_PATH(AT_FDCWD, path, false,
+		    fshield_chown(g_vol, rp.path, uid, gid),
+		    REAL(lchown)(lp, uid, gid));
+}
+
+EXPORT int fchown(int fd, uid_t uid, gid_t gid)
+{
+	CHANGE_FD(fd, fshield_chown(g_vol, pf->path, uid, gid),
+		  REAL(fchown)(fd, uid, gid));
 }
 
 EXPORT int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid,
 		    int flags)
 {
 	if ((flags & AT_EMPTY_PATH) && !*path && fd_protected(dirfd))
-		return fail_with(-EROFS);
+		return fchown(dirfd, uid, gid);
 	CHANGE_PATH(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+		    fshield_chown(g_vol, rp.path, uid, gid),
 		    REAL(fchownat)(ldfd, lp, uid, gid, flags));
+}
+
+EXPORT int fchmod(int fd, mode_t mode)
+{
+	CHANGE_FD(fd, fshield_chmod(g_vol, pf->path, mode & 07777),
+		  REAL(fchmod)(fd, mode));
+}
+
+EXPORT int futimens(int fd, const struct timespec t[2])
+{
+	CHANGE_FD(fd, fshield_utimens(g_vol, pf->path, t), REAL(futimens)(fd, t));
 }
 
 EXPORT int utimensat(int dirfd, const char *path, const struct timespec t[2],
 		     int flags)
 {
 	CHANGE_PATH(dirfd, path, !(flags & AT_SYMLINK_NOFOLLOW),
+		    fshield_utimens(g_vol, rp.path, t),
 		    REAL(utimensat)(ldfd, lp, t, flags));
 }
 
-/* Two paths: either protected is a change of the shield's. */
-#define CHANGE_PATHS(dfd1, p1, dfd2, p2, call)                               \
+/* struct timeval times of utimes(2) as utimensat(2)'s; NULL: now. */
+static const struct timespec *timespecs(const struct timeval *tv,
+					struct timespec ts[2])
+{
+	if (!tv)
+		return NULL;
+	for (int i = 0; i < 2; i++) {
+		ts[i].tv_sec = tv[i].tv_sec;
+		ts[i].tv_nsec = tv[i].tv_usec * 1000;
+	}
+	return ts;
+}
+
+EXPORT int utimes(const char *path, const struct timeval tv[2])
+{
+	struct timespec ts[2];
+
+	CHANGE_PATH(AT_FDCWD, path, true,
+		    fshield_utimens(g_vol, rp.path, timespecs(tv, ts)),
+		    REAL(utimes)(lp, tv));
+}
+
+EXPORT int lutimes(const char *path, const struct timeval tv[2])
+{
+	struct timespec ts[2];
+
+	CHANGE_PATH(AT_FDCWD, path, false,
+		    fshield_utimens(g_vol, rp.path, timespecs(tv, ts)),
+		    REAL(lutimes)(lp, tv));
+}
+
+EXPORT int futimes(int fd, const struct timeval tv[2])
+{
+	struct timespec ts[2];
+
+	CHANGE_FD(fd, fshield_utimens(g_vol, pf->path, timespecs(tv, ts)),
+		  REAL(futimes)(fd, tv));
+}
+
+/* As on a descriptor opened read-only: EINVAL. */
+static int ftruncate_shield(struct pfile *pf, int64_t size)
+{
+	if (!pf->file || (pf->flags & O_ACCMODE) == O_RDONLY)
+		return -EINVAL;
+	if (size < 0)
+		return -EINVAL;
+	return fshield_ftruncate(pf->file, (uint64_t)size);
+}
+
+EXPORT int ftruncate(int fd, off_t size)
+{
+	CHANGE_FD(fd, ftruncate_shield(pf, size), REAL(ftruncate)(fd, size));
+}
+
+EXPORT int ftruncate64(int fd, off64_t size)
+{
+	CHANGE_FD(fd, ftruncate_shield(pf, size), REAL(ftruncate64)(fd, size));
+}
+
+/*
+ * Two paths: both the host's go to libc; both protected to the runtime
+ * (which wants them in one region: EXDEV, which mv answers by copying);
+ * one of each is EXDEV too.
+ */
+#define CHANGE_PATHS(dfd1, p1, dfd2, p2, shield_call, libc_call)            \
 	do {                                                                 \
 		const char *lp, *lp2;                                        \
 		struct rpath rp, rp2;                                        \
-		int ldfd, ldfd2, r;                                          \
-		if (change_route(dfd1, p1, false, &rp, &lp, &ldfd, &r) ||    \
-		    change_route(dfd2, p2, false, &rp2, &lp2, &ldfd2, &r))   \
-			return r;                                            \
+		int ldfd, ldfd2, r, r2;                                      \
+		r = path_route(dfd1, p1, false, &rp, &lp, &ldfd);            \
+		r2 = r < 0 ? 0 : path_route(dfd2, p2, false, &rp2, &lp2,     \
+					    &ldfd2);                         \
 		(void)ldfd;                                                  \
 		(void)ldfd2;                                                 \
-		return call;                                                 \
+		if (!r && !r2)                                               \
+			return libc_call;                                    \
+		if (r >= 0 && r2 >= 0 && !shield_writes())                   \
+			r = -EROFS;                                          \
+		else if (r >= 0 && r2 >= 0 && r != r2)                       \
+			r = -EXDEV;                                          \
+		else if (r > 0 && r2 > 0) {                                  \
+			shield_enter();                                      \
+			r = shield_call;                                     \
+			shield_leave();                                      \
+		}                                                            \
+		return change_result(r < 0 ? r : r2);                        \
 	} while (0)
 
 EXPORT int rename(const char *from, const char *to)
 {
-	CHANGE_PATHS(AT_FDCWD, from, AT_FDCWD, to, REAL(rename)(lp, lp2));
+	CHANGE_PATHS(AT_FDCWD, from, AT_FDCWD, to,
+		     fshield_rename(g_vol, rp.path, rp2.path, 0),
+		     REAL(rename)(lp, lp2));
 }
 
 EXPORT int renameat(int fromfd, const char *from, int tofd, const char *to)
 {
 	CHANGE_PATHS(fromfd, from, tofd, to,
+		     fshield_rename(g_vol, rp.path, rp2.path, 0),
 		     REAL(renameat)(ldfd, lp, ldfd2, lp2));
+}
+
+/* RENAME_EXCHANGE and RENAME_WHITEOUT: the runtime has neither. */
+static int rename2_shield(const char *from, const char *to,
+			  unsigned int flags)
+{
+	if (flags & ~RENAME_NOREPLACE)
+		return -EINVAL;
+	return fshield_rename(g_vol, from, to,
+			      flags ? FSHIELD_RENAME_NOREPLACE : 0);
 }
 
 EXPORT int renameat2(int fromfd, const char *from, int tofd, const char *to,
 		     unsigned int flags)
 {
 	CHANGE_PATHS(fromfd, from, tofd, to,
+		     rename2_shield(rp.path, rp2.path, flags),
 		     REAL(renameat2)(ldfd, lp, ldfd2, lp2, flags));
 }
 
+/* Hard links: the fspf records none (EPERM, as file systems without). */
 EXPORT int link(const char *from, const char *to)
 {
-	CHANGE_PATHS(AT_FDCWD, from, AT_FDCWD, to, REAL(link)(lp, lp2));
+	CHANGE_PATHS(AT_FDCWD, from, AT_FDCWD, to, -EPERM,
+		     REAL(link)(lp, lp2));
 }
 
 EXPORT int linkat(int fromfd, const char *from, int tofd, const char *to,
 		  int flags)
 {
-	CHANGE_PATHS(fromfd, from, tofd, to,
+	CHANGE_PATHS(fromfd, from, tofd, to, -EPERM,
 		     REAL(linkat)(ldfd, lp, ldfd2, lp2, flags));
-}
-
-EXPORT int fchmod(int fd, mode_t mode)
-{
-	return fd_protected(fd) ? fail_with(-EROFS) : REAL(fchmod)(fd, mode);
-}
-
-EXPORT int fchown(int fd, uid_t uid, gid_t gid)
-{
-	return fd_protected(fd) ? fail_with(-EROFS) : REAL(fchown)(fd, uid, gid);
-}
-
-EXPORT int futimens(int fd, const struct timespec t[2])
-{
-	return fd_protected(fd) ? fail_with(-EROFS) : REAL(futimens)(fd, t);
-}
-
-/* As on a descriptor opened read-only: EINVAL. */
-EXPORT int ftruncate(int fd, off_t size)
-{
-	return fd_protected(fd) ? fail_with(-EINVAL) : REAL(ftruncate)(fd, size);
-}
-
-EXPORT int ftruncate64(int fd, off64_t size)
-{
-	return fd_protected(fd) ? fail_with(-EINVAL) : REAL(ftruncate64)(fd, size);
 }
 
 /*

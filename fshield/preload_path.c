@@ -204,8 +204,8 @@ static int walk(char *todo, bool follow, struct rpath *rp)
 	return 0;
 }
 
-int path_route(int dirfd, const char *path, bool follow, struct rpath *rp,
-	       const char **libc_path, int *libc_dirfd)
+static int route(int dirfd, const char *path, bool follow, struct rpath *rp,
+		 const char **libc_path, int *libc_dirfd)
 {
 	char todo[PATH_MAX];
 	size_t len;
@@ -247,6 +247,23 @@ int path_route(int dirfd, const char *path, bool follow, struct rpath *rp,
 		*libc_dirfd = AT_FDCWD;
 	}
 	return 0;
+}
+
+/*
+ * Strict mode (SCONE_FSPF_STRICT): a path the shield does not answer is
+ * refused (EACCES) rather than given to the host, so that nothing outside
+ * authenticated and encrypted regions is read or written by accident.
+ */
+int path_route(int dirfd, const char *path, bool follow, struct rpath *rp,
+	       const char **libc_path, int *libc_dirfd)
+{
+	int r = route(dirfd, path, follow, rp, libc_path, libc_dirfd);
+
+	if (!r && g_strict && !t_depth && path && *path && g_vol) {
+		plog(FSHIELD_LOG_INFO, "strict mode: refusing '%s', which is not protected", path);
+		return -EACCES;
+	}
+	return r;
 }
 
 /* ---- the current directory ---- */

@@ -24,6 +24,25 @@ static ssize_t cookie_read(void *cookie, char *buf, size_t size)
 	return n < 0 ? fail_with((int)n) : n;
 }
 
+/* fopencookie(3): the count written, or 0 and errno on error. */
+static ssize_t cookie_write(void *cookie, const char *buf, size_t size)
+{
+	struct pfile *pf = fd_get((int)(intptr_t)cookie);
+	ssize_t n;
+
+	if (!pf) {
+		errno = EBADF;
+		return 0;
+	}
+	n = pfile_write(pf, buf, size, -1);
+	pfile_put(pf);
+	if (n < 0) {
+		errno = (int)-n;
+		return 0;
+	}
+	return n;
+}
+
 static int cookie_seek(void *cookie, off64_t *pos, int whence)
 {
 	struct pfile *pf = fd_get((int)(intptr_t)cookie);
@@ -46,14 +65,22 @@ static int cookie_close(void *cookie)
 
 static const cookie_io_functions_t g_cookie_io = {
 	.read = cookie_read,
+	.write = cookie_write,
 	.seek = cookie_seek,
 	.close = cookie_close,
 };
 
-/* A read-only stream over protected descriptor @fd, which it then owns. */
-static FILE *stream_over(int fd)
+/*
+ * A stream over protected descriptor @fd, which it then owns, with the
+ * access of fopen() mode @mode ("r", "w", "a", "r+", ...): the opening
+ * (creating, truncating) is shield_open()'s, appending pfile_write()'s.
+ */
+static FILE *stream_over(int fd, const char *mode)
 {
-	FILE *fp = fopencookie((void *)(intptr_t)fd, "r", g_cookie_io);
+	const char *m = mode[0] == 'r' ? (strchr(mode, '+') ? "r+" : "r")
+					: mode[0] == 'w' ? (strchr(mode, '+') ? "w+" : "w")
+							 : (strchr(mode, '+') ? "a+" : "a");
+	FILE *fp = fopencookie((void *)(intptr_t)fd, m, g_cookie_io);
 
 	if (fp)
 		fp->_fileno = fd;
@@ -61,9 +88,9 @@ static FILE *stream_over(int fd)
 }
 
 /* As stream_over(), closing @fd on failure. */
-static FILE *cookie_stream(int fd)
+static FILE *cookie_stream(int fd, const char *mode)
 {
-	FILE *fp = stream_over(fd);
+	FILE *fp = stream_over(fd, mode);
 
 	if (!fp) {
 		int saved = errno;
@@ -108,12 +135,12 @@ static FILE *fopen_shield(const struct rpath *rp, const char *mode)
 {
 	int flags = mode_flags(mode), fd;
 
-	fd = flags < 0 ? flags : shield_open(rp, flags);
+	fd = flags < 0 ? flags : shield_open(rp, flags, 0666);
 	if (fd < 0) {
 		errno = -fd;
 		return NULL;
 	}
-	return cookie_stream(fd);
+	return cookie_stream(fd, mode);
 }
 
 static FILE *fopen_common(bool is64, const char *path, const char *mode)
@@ -148,9 +175,12 @@ EXPORT FILE *fdopen(int fd, const char *mode)
 
 	if (!pf)
 		return REAL(fdopen)(fd, mode);
-	/* A read-only descriptor cannot back a stream that writes. */
-	if (flags < 0 || (flags & O_ACCMODE) != O_RDONLY ||
-	    pf->type != S_IFREG) {
+	/* As the kernel's: the stream cannot write more than @fd. */
+	if (flags < 0 || pf->type != S_IFREG ||
+	    ((flags & O_ACCMODE) != O_RDONLY &&
+	     (pf->flags & O_ACCMODE) == O_RDONLY) ||
+	    ((flags & O_ACCMODE) != O_WRONLY &&
+	     (pf->flags & O_ACCMODE) == O_WRONLY)) {
 		int err = flags >= 0 && pf->type == S_IFDIR ? EISDIR : EINVAL;
 
 		pfile_put(pf);
@@ -158,7 +188,7 @@ EXPORT FILE *fdopen(int fd, const char *mode)
 		return NULL;
 	}
 	pfile_put(pf);
-	return stream_over(fd);
+	return stream_over(fd, mode);
 }
 
 /*
@@ -176,7 +206,7 @@ static FILE *freopen_shield(const struct rpath *rp, const char *mode,
 
 	if (stream)
 		fclose(stream);
-	fd = flags < 0 ? flags : shield_open(rp, flags);
+	fd = flags < 0 ? flags : shield_open(rp, flags, 0666);
 	if (fd < 0) {
 		errno = -fd;
 		return NULL;
@@ -186,7 +216,7 @@ static FILE *freopen_shield(const struct rpath *rp, const char *mode,
 		shield_close(fd);
 		fd = oldfd;
 	}
-	fp = cookie_stream(fd);
+	fp = cookie_stream(fd, mode);
 	if (fp && stream == stdin)
 		stdin = fp;
 	else if (fp && stream == stdout)

@@ -6,7 +6,11 @@
 # stored chunk makes it fail with EIO (and never shows that chunk's
 # plaintext); a file added on the host does not exist for it; and the
 # fspf rolled back to an older state is refused at start (exit 1, one
-# line naming the fspf and the reason). Usage: preload.sh CASE | --list
+# line naming the fspf and the reason). With SCONE_FSPF_MUTABLE=1, sqlite3,
+# the shell, coreutils and python3 change the tree; each run commits a new
+# tag into the tag file, which scone-fspf verify checks and a read-only run
+# at that tag reads back; the tags before are refused. Usage: preload.sh
+# CASE | --list
 #
 # In a sanitizer build the library needs the ASan runtime loaded first:
 # FSHIELD_PRELOAD_ASAN names it (meson sets it), and it is preloaded
@@ -334,7 +338,7 @@ case_exec_child() {
 	expect_out '^protected world$'
 }
 
-# Nothing under protected paths changes in this version: EROFS.
+# Without SCONE_FSPF_MUTABLE nothing under protected paths changes: EROFS.
 case_writes_refused() {
 	make_preload_sample
 	local before
@@ -346,7 +350,8 @@ case_writes_refused() {
 	expect_err 'Read-only file system'
 	for cmd in "mkdir /app/d" "rm -f /app/data.bin" "mv /app/data.bin /app/x" \
 		"touch /app/data.bin" "chmod 600 /app/data.bin" "ln -s x /app/l" \
-		"truncate -s 0 /app/data.bin" "cp /etc/hostname /app/"; do
+		"truncate -s 0 /app/data.bin" "cp /etc/hostname /app/" \
+		"sed -i s/a/b/ /app/conf/config.yaml"; do
 		# shellcheck disable=SC2086
 		shielded $cmd
 		[ "$RC" -ne 0 ] || fail "'$cmd' succeeded"
@@ -358,6 +363,295 @@ case_writes_refused() {
 	shielded sh -c "echo ok > '$W/outside.txt'"
 	expect_rc 0
 	[ "$(cat "$W/outside.txt")" = ok ] || fail "a write outside was lost"
+}
+
+# mutable [VAR=VALUE...] CMD...: CMD under the shield, writable, its new
+# tags into $TAGF; the expected tag from $TAGF once it exists.
+TAGF=$W/fspf.tag
+mutable() {
+	if [ -e "$TAGF" ]; then
+		shielded SCONE_FSPF_TAG= SCONE_FSPF_TAG_FILE="$TAGF" SCONE_FSPF_MUTABLE=1 "$@"
+	else
+		shielded SCONE_FSPF_TAG_FILE="$TAGF" SCONE_FSPF_MUTABLE=1 "$@"
+	fi
+}
+
+# The tag in $TAGF, after scone-fspf verify checked the tree at it.
+new_tag() {
+	[ -s "$TAGF" ] || fail "no tag file after a writable run"
+	fspf verify "$FSPF" --root "$ROOT" --tag-file "$TAGF" --key-file "$KEY" \
+		>"$W/verify.out" 2>&1 || {
+		cat "$W/verify.out" >&2
+		fail "verify at the new tag failed"
+	}
+	cat "$TAGF"
+}
+
+need_sqlite3() {
+	command -v sqlite3 >/dev/null ||
+		fail "sqlite3 is missing (scripts/deps.sh installs it)"
+}
+
+# sqlite3 creates a database in the encrypted region: 10,000 rows in 100
+# transactions of 100; reopened at the new tag (from the tag file) it
+# passes integrity_check; the tags before are refused; a flipped stored
+# byte is an I/O error.
+case_sqlite() {
+	need_sqlite3
+	make_preload_sample
+	local i j tag2 tag3 q
+	{
+		echo 'CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER, s TEXT);'
+		for ((i = 0; i < 100; i++)); do
+			echo 'BEGIN;'
+			for ((j = 0; j < 100; j++)); do
+				echo "INSERT INTO t (v, s) VALUES ($((i * 100 + j)), 'row $i $j');"
+			done
+			echo 'COMMIT;'
+		done
+	} >"$W/insert.sql"
+	mutable sqlite3 -bail /app/test.db ".read $W/insert.sql"
+	expect_rc 0
+	tag2=$(new_tag)
+	[ "$tag2" != "$TAG" ] || fail "the tag did not change"
+	[ -s "$ROOT/app/test.db" ] || fail "no stored database"
+	grep -q 'SQLite format 3' "$ROOT/app/test.db" &&
+		fail "the stored database is plaintext"
+	[ ! -e "$ROOT/app/test.db-journal" ] || fail "a journal was left"
+	q='PRAGMA integrity_check; SELECT count(*), sum(v), max(s) FROM t;'
+	shielded SCONE_FSPF_TAG="$tag2" sqlite3 -readonly /app/test.db "$q"
+	expect_rc 0
+	[ "$(cat "$OUT")" = "$(printf 'ok\n10000|49995000|row 99 99')" ] ||
+		fail "the reopened database differs: $(cat "$OUT")"
+	# writable again, the expected tag from the tag file
+	mutable sqlite3 -bail /app/test.db "BEGIN; DELETE FROM t WHERE v < 5000; COMMIT; $q"
+	expect_rc 0
+	expect_out '^5000\|37497500\|row 99 99$'
+	tag3=$(new_tag)
+	[ "$tag3" != "$tag2" ] || fail "the tag did not change"
+	shielded SCONE_FSPF_TAG="$tag2" sqlite3 -readonly /app/test.db "$q"
+	expect_refused "its tag is not the expected one"
+	shielded SCONE_FSPF_TAG="$TAG" sqlite3 /app/test.db "$q"
+	expect_refused "its tag is not the expected one"
+	# a flipped byte of a stored page
+	flip_byte "$ROOT/app/test.db" $((3 * CHUNK + 100))
+	shielded SCONE_LOG=3 SCONE_FSPF_TAG="$tag3" sqlite3 -readonly /app/test.db 'SELECT sum(v) FROM t;'
+	[ "$RC" -ne 0 ] || fail "sqlite3 read a tampered database and succeeded"
+	expect_err 'Verification of file chunk 3 .* of file /app/test\.db failed'
+	expect_err 'disk I/O error|malformed'
+	# integrity_check names the unreadable page: SQLITE_IOERR_READ (8458)
+	shielded SCONE_FSPF_TAG="$tag3" sqlite3 -readonly /app/test.db "$q"
+	[ "$RC" -ne 0 ] || fail "integrity_check of a tampered database succeeded"
+	expect_out 'error code=8458'
+	flip_byte "$ROOT/app/test.db" $((3 * CHUNK + 100))
+	shielded SCONE_FSPF_TAG="$tag3" sqlite3 -readonly /app/test.db "$q"
+	expect_rc 0
+}
+
+# Changes by shell commands and python, one writable run each (each
+# commits at its exit and names the next tag); a read-only run at the last
+# tag sees exactly them, and scone-fspf verify agrees.
+case_shell_writes() {
+	make_preload_sample
+	local tag2 cmd
+	# (a writable program's children cannot start: sh -c only for builtins)
+	for cmd in 'sh -c echo_first_>_/app/new.txt' \
+		'sh -c echo_second_>>_/app/new.txt;_echo_third_>>_/app/new.txt' \
+		"cp $W/big.plain /app/copied.bin" 'mkdir -p /app/dir/sub' \
+		'mv /app/new.txt /app/dir/moved.txt' 'rm /app/other.bin' \
+		'rmdir /app/dir/sub' 'mkdir /app/gone' 'rmdir /app/gone' \
+		'ln -s dir/moved.txt /app/link' 'chmod 600 /app/dir/moved.txt' \
+		'touch -d @1700000000 /app/copied.bin' 'truncate -s 100 /app/data.bin'; do
+		local args=()
+		read -ra args <<<"$cmd"
+		[ "${args[0]}" != sh ] || args=(sh -c "${args[2]//_/ }")
+		mutable "${args[@]}"
+		[ "$RC" -eq 0 ] || fail "'$cmd' failed: $(cat "$ERR")"
+	done
+	mutable "$PYTHON" -c '
+import os
+with open("/app/py.txt", "w") as f:
+    f.write("from python\n")
+with open("/app/py.txt", "a") as f:
+    f.write("appended\n")
+with open("/app/py.txt", "r+") as f:
+    f.seek(5); f.write("P")
+fd = os.open("/app/raw.bin", os.O_CREAT | os.O_RDWR, 0o640)
+os.pwrite(fd, b"x" * 10000, 5000)
+os.ftruncate(fd, 12000)
+os.fsync(fd)
+os.close(fd)
+os.rename("/app/raw.bin", "/app/dir/raw.bin")
+print("python ok")'
+	expect_rc 0
+	expect_out '^python ok$'
+	tag2=$(new_tag)
+	# what a read-only run at the new tag sees
+	shielded SCONE_FSPF_TAG="$tag2" sh -c 'find /app | sort &&
+		cat /app/dir/moved.txt /app/link /app/py.txt &&
+		stat -c "%n %s %a" /app/dir/moved.txt /app/copied.bin /app/data.bin /app/dir/raw.bin &&
+		stat -c "%n %Y" /app/copied.bin && sha256sum /app/copied.bin &&
+		head -c 100 /app/data.bin | sha256sum &&
+		tail -c 2000 /app/dir/raw.bin | tr -d x | wc -c'
+	expect_rc 0
+	{
+		printf '%s\n' /app /app/conf /app/conf/config.yaml \
+			/app/conf/secret.txt /app/copied.bin /app/current \
+			/app/data.bin /app/dir /app/dir/moved.txt /app/dir/raw.bin \
+			/app/empty /app/link /app/py /app/py.txt /app/py/data.txt \
+			/app/py/helper.py /app/py/late.txt /app/py/main.py \
+			first second third first second third 'from Python' appended
+		echo "/app/dir/moved.txt 19 600"
+		echo "/app/copied.bin $BIG_SIZE 644"
+		echo "/app/data.bin 100 644"
+		echo "/app/dir/raw.bin 12000 $(printf '%o' $((0640 & ~$(umask))))"
+		echo "/app/copied.bin 1700000000"
+		echo "$(sha256sum <"$W/big.plain" | awk '{print $1}')  /app/copied.bin"
+		head -c 100 "$SRC/app/data.bin" | sha256sum
+		echo 0
+	} >"$W/want"
+	diff -u "$W/want" "$OUT" >&2 || fail "the read-only run sees other changes"
+	grep -rq 'first' "$ROOT/app" && fail "plaintext in the encrypted region"
+	shielded SCONE_FSPF_TAG="$TAG" cat /app/dir/moved.txt
+	expect_refused "its tag is not the expected one"
+	# a change in the middle of the file, written in place
+	mutable "$PYTHON" -c 'import os
+os.pwrite(os.open("/app/copied.bin", os.O_WRONLY), b"ZZ", 5000)'
+	expect_rc 0
+	shielded SCONE_FSPF_TAG="$(new_tag)" sh -c 'head -c 5002 /app/copied.bin | tail -c 2'
+	expect_out '^ZZ$'
+	# sed -i: a temporary file (mkstemp) beside the file, renamed over it
+	mutable sed -i 's/second/2nd/' /app/dir/moved.txt
+	expect_rc 0
+	shielded SCONE_FSPF_TAG="$(new_tag)" sh -c 'cat /app/dir/moved.txt; ls /app/dir'
+	expect_rc 0
+	[ "$(cat "$OUT")" = "$(printf 'first\n2nd\nthird\nmoved.txt\nraw.bin')" ] ||
+		fail "sed -i: $(cat "$OUT")"
+}
+
+# Writes through one descriptor are seen through another; locks are the
+# kernel's (flock between descriptions, in a forked child too); a forked
+# child reads but neither writes nor commits; exit commits a stdio stream
+# left open.
+case_write_descriptors() {
+	make_preload_sample
+	local tag2
+	cat >"$W/wfds.py" <<'PY'
+import errno, fcntl, os, struct, sys
+fd = os.open("/app/w.bin", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+assert os.write(fd, b"a" * 5000) == 5000
+assert os.lseek(fd, 0, os.SEEK_CUR) == 5000
+fd2 = os.open("/app/w.bin", os.O_RDONLY)
+assert os.pread(fd2, 10, 4995) == b"aaaaa"
+assert os.pwritev(fd, [b"xy", b"z"], 4090) == 3
+assert os.pread(fd2, 5, 4089) == b"axyza"
+ap = os.open("/app/w.bin", os.O_WRONLY | os.O_APPEND)
+os.write(ap, b"END")
+assert os.fstat(fd).st_size == 5003
+try:
+    os.write(fd2, b"no")
+    sys.exit("a read-only descriptor wrote")
+except OSError as e:
+    assert e.errno == errno.EBADF, e
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+pid = os.fork()
+if pid == 0:
+    # a forked child: it reads, its writes are refused, and the parent's
+    # POSIX lock holds against it
+    try:
+        os.pwrite(fd, b"child", 0)
+        os._exit(3)
+    except OSError as e:
+        if e.errno != errno.EROFS:
+            os._exit(4)
+    try:
+        fcntl.lockf(fd2, fcntl.LOCK_SH | fcntl.LOCK_NB, 10, 0)
+        os._exit(5)
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EACCES):
+            os._exit(6)
+    os.close(fd)
+    os._exit(0 if os.pread(fd2, 3, 0) == b"aaa" else 7)
+_, st = os.waitpid(pid, 0)
+assert st == 0, st
+# flock: per open file description, so two of one process conflict
+fcntl.flock(ap, fcntl.LOCK_EX)
+try:
+    fcntl.flock(fd2, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    sys.exit("two descriptions both locked")
+except OSError as e:
+    assert e.errno in (errno.EAGAIN, errno.EWOULDBLOCK), e
+# OFD locks: per open file description too; F_OFD_GETLK names the holder
+wr = struct.pack("hhqqi", fcntl.F_WRLCK, 0, 100, 10, 0)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, wr)
+rd = struct.pack("hhqqi", fcntl.F_RDLCK, 0, 100, 10, 0)
+got = struct.unpack("hhqqi", fcntl.fcntl(fd2, fcntl.F_OFD_GETLK, rd))
+assert got[0] == fcntl.F_WRLCK and got[4] == -1, got
+try:
+    fcntl.fcntl(fd2, fcntl.F_OFD_SETLK, rd)
+    sys.exit("two descriptions both took OFD locks")
+except OSError as e:
+    assert e.errno in (errno.EAGAIN, errno.EACCES), e
+os.close(ap)
+os.close(fd2)
+os.close(fd)
+f = open("/app/left-open.txt", "w")
+f.write("left open\n")
+print("write descriptors ok")
+PY
+	mutable "$PYTHON" "$W/wfds.py"
+	expect_rc 0
+	expect_out '^write descriptors ok$'
+	tag2=$(new_tag)
+	shielded SCONE_FSPF_TAG="$tag2" sh -c 'cat /app/left-open.txt; wc -c /app/w.bin; head -c 3 /app/w.bin'
+	expect_rc 0
+	[ "$(cat "$OUT")" = "$(printf 'left open\n5003 /app/w.bin\naaa')" ] ||
+		fail "other contents: $(cat "$OUT")"
+	# the shared writable mapping stays refused
+	mutable "$PYTHON" -c 'import mmap, os
+fd = os.open("/app/w.bin", os.O_RDWR)
+mmap.mmap(fd, 0)'
+	[ "$RC" -ne 0 ] || fail "a shared writable mapping was allowed"
+	expect_err 'Permission denied'
+	# one writer at a time: a program a writable one starts is refused
+	mutable sh -c 'cat /app/py/data.txt'
+	expect_rc 1
+	expect_err "refusing to start cat: .*the fspf is in use"
+	# the lock placeholders' directory is never taken through a symlink
+	rm -rf "$FSPF.locks"
+	mkdir "$W/elsewhere"
+	touch "$W/elsewhere/keep"
+	ln -s "$W/elsewhere" "$FSPF.locks"
+	mutable cat /app/py/data.txt
+	expect_refused '.*lock placeholders'
+	[ -e "$W/elsewhere/keep" ] || fail "a file of the symlinked directory was removed"
+	rm "$FSPF.locks"
+	# a program that ends with _exit (dash) leaves no placeholder behind
+	mutable sh -c 'echo y > /app/y.txt'
+	expect_rc 0
+	mutable cat /app/y.txt
+	expect_out '^y$'
+	[ -z "$(ls "$FSPF.locks")" ] || fail "placeholders were left in $FSPF.locks"
+}
+
+# Strict mode: only protected paths are reachable (EACCES elsewhere).
+case_strict() {
+	make_preload_sample
+	echo "host file" >"$W/host.txt"
+	shielded SCONE_FSPF_STRICT=1 cat /app/py/data.txt /conf/settings.ini
+	expect_rc 0
+	expect_out '^protected world$'
+	expect_out '^level=debug$'
+	shielded SCONE_FSPF_STRICT=1 cat "$W/host.txt"
+	expect_rc 1
+	expect_err 'Permission denied'
+	expect_not_any 'host file'
+	shielded SCONE_FSPF_STRICT=1 cat /etc/hostname
+	expect_rc 1
+	expect_err 'Permission denied'
+	shielded SCONE_FSPF_STRICT=0 cat "$W/host.txt"
+	expect_rc 0
+	expect_out '^host file$'
 }
 
 # Start-up: every way of giving key and tag, and every refusal.
@@ -389,8 +683,18 @@ case_startup() {
 	expect_refused 'wrong key|tampered|authentic'
 	shielded SCONE_FSPF_KEY_FILE="$W/none" cat /app/py/data.txt
 	expect_refused 'cannot read the key file'
-	shielded SCONE_FSPF_MUTABLE=1 cat /app/py/data.txt
-	expect_refused 'SCONE_FSPF_MUTABLE'
+	shielded SCONE_FSPF_TAG= SCONE_FSPF_TAG_FILE="$W/none.tag" cat /app/py/data.txt
+	expect_refused 'no expected tag'
+	echo "$TAG" >"$W/t.tag"
+	shielded SCONE_FSPF_TAG= SCONE_FSPF_TAG_FILE="$W/t.tag" cat /app/py/data.txt
+	expect_rc 0
+	expect_out '^protected world$'
+	echo "$TAG1" >"$W/t.tag"
+	shielded SCONE_FSPF_TAG= SCONE_FSPF_TAG_FILE="$W/t.tag" cat /app/py/data.txt
+	expect_refused 'its tag is not the expected one'
+	echo xyz >"$W/t.tag"
+	shielded SCONE_FSPF_TAG= SCONE_FSPF_TAG_FILE="$W/t.tag" cat /app/py/data.txt
+	expect_refused 'the tag file .SCONE_FSPF_TAG_FILE. does not hold 32 hex digits'
 	shielded SCONE_FSPF="$W/none.fspf" cat /app/py/data.txt
 	expect_refused 'No such file or directory' "$W/none.fspf"
 	# logging only when asked
