@@ -443,6 +443,7 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 	reserve(vol, vol->fspf_path, "", false);
 	reserve(vol, vol->fspf_path, ".lock", false);
 	reserve(vol, vol->fspf_path, ".tmp.", true);
+	reserve(vol, vol->fspf_path, ".locks", false); /* the preload layer's */
 	if (vol->tag_path) {
 		reserve(vol, vol->tag_path, "", false);
 		reserve(vol, vol->tag_path, ".", true);

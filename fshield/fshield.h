@@ -118,9 +118,12 @@ int fshield_volume_close(struct fshield_volume *vol);
 
 /**
  * fshield_commit() - make every change so far durable and name it: flush
- * the host file systems of the kernel regions (syncfs), then replace the
- * fspf atomically (temporary file, fsync, rename, fsync of its directory),
- * then write the tag file if configured. Nothing to commit: the current tag.
+ * the host file systems of the kernel regions (syncfs), write the new fspf
+ * to a temporary file beside it and sync it, then write the tag file if
+ * configured (the commit point), then rename the new fspf into place and
+ * sync its directory. A crash between the tag file and the rename leaves
+ * the new fspf complete beside the old one, where the next open with that
+ * tag finds it. Nothing to commit: the current tag.
  * @tag: the new root tag, written on success (may be NULL).
  * Return: 0, or the errno of the failed step (the fspf on disk is then the
  * previous one, untouched).

@@ -48,7 +48,7 @@ suite "gcc -Dwerror=true" "$top/build-test" -Dwerror=true
 suite "ASan+UBSan" "$top/build-asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 
 if [ -x "$top/tests/fuzz/run.sh" ]; then
-  echo "== fuzz (${FUZZ_SECONDS}s per target)" >&2
+  echo "== fuzz (${FUZZ_SECONDS}s over the targets)" >&2
   if "$top/tests/fuzz/run.sh" "$top/build-fuzz" "$FUZZ_SECONDS" >&2; then
     passed=$((passed + 1))
   else

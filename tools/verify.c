@@ -237,7 +237,8 @@ static bool is_companion(const char *base, const char *name)
 	size_t n = strlen(base);
 
 	return !strncmp(name, base, n) &&
-	       (!strcmp(name + n, ".lock") || !strncmp(name + n, ".tmp.", 5));
+	       (!strcmp(name + n, ".lock") || !strcmp(name + n, ".locks") ||
+		!strncmp(name + n, ".tmp.", 5));
 }
 
 /* Walk the host directory of a region: anything not recorded is extra. */

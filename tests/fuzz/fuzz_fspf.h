@@ -17,13 +17,4 @@ static inline void fuzz_fixed_key(uint8_t key[32])
 		key[i] = (uint8_t)i;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/*
- * How many inputs decoded so far as an encoded fspf (under no key or the
- * fixed key) and as a plaintext body: lets the plain driver check that the
- * seed corpus still reaches the parser (it goes stale if the format moves).
- */
-void fuzz_fspf_stats(unsigned long *raw_ok, unsigned long *body_ok);
-
 #endif /* FUZZ_FSPF_H */

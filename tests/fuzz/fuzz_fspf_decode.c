@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "fspf.h"
+#include "fuzz.h"
 #include "fuzz_fspf.h"
 
 #define HDR FSPF_HEADER_BYTES
@@ -31,10 +32,12 @@ static struct fsh_aead *g_zero_aead;
 static uint8_t g_zero_check[FSH_KEY_CHECK_BYTES];
 static unsigned long g_raw_ok, g_body_ok;
 
-void fuzz_fspf_stats(unsigned long *raw_ok, unsigned long *body_ok)
+void fuzz_stats(unsigned long counts[2], const char *names[2])
 {
-	*raw_ok = g_raw_ok;
-	*body_ok = g_body_ok;
+	counts[0] = g_raw_ok;
+	counts[1] = g_body_ok;
+	names[0] = "decoded as fspf";
+	names[1] = "as plaintext body";
 }
 
 static void die(const char *why)

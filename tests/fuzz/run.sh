@@ -1,9 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 #
-# Build the libFuzzer targets with clang and fuzz the fspf parser for a
-# bounded time, on a scratch copy of the checked-in seed corpus (new inputs
-# never land in the source tree). Exit status: 0 no crash, 1 crash or
+# Build the libFuzzer targets with clang and fuzz the fspf parser and the
+# runtime's journal parser for a bounded time, on scratch copies of the
+# checked-in seed corpora (new inputs never land in the source tree). Exit status: 0 no crash, 1 crash or
 # build failure, 2 usage.
 #
 #   tests/fuzz/run.sh BUILD_DIR [SECONDS] [-- LIBFUZZER_ARGS...]
@@ -35,7 +35,6 @@ if [ $# -ge 1 ]; then
 fi
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
-corpus=$src/tests/fuzz/corpus/fspf_decode
 
 if [ ! -f "$build/build.ninja" ]; then
 	CC=clang meson setup "$build" "$src" -Dfuzz=enabled \
@@ -43,26 +42,35 @@ if [ ! -f "$build/build.ninja" ]; then
 else
 	meson configure "$build" -Dfuzz=enabled
 fi
-meson compile -C "$build" tests/fuzz/fuzz_fspf_decode
+ninja -C "$build" tests/fuzz/fuzz_fspf_decode tests/fuzz/fuzz_journal
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/fspf-fuzz.XXXXXX")
-trap 'rm -rf "$work"' EXIT INT TERM
-cp "$corpus"/* "$work"/
 artifacts=$(cd "$build" && pwd)/fuzz-artifacts
 mkdir -p "$artifacts"
 
-# libFuzzer exits non-zero on a crash, a leak, a timeout or an OOM.
-status=0
-"$build/tests/fuzz/fuzz_fspf_decode" \
-	-max_total_time="$secs" \
-	-timeout=10 \
-	-rss_limit_mb=2048 \
-	-max_len=8192 \
-	-print_final_stats=1 \
-	-artifact_prefix="$artifacts/" \
-	"$@" "$work" || status=$?
-if [ "$status" -ne 0 ]; then
-	echo "$0: the fuzzer failed (status $status); reproducers in $artifacts" >&2
-	exit 1
-fi
+# fuzz TARGET SECONDS MAX_LEN [LIBFUZZER_ARGS...]: on a scratch copy of its
+# seeds. libFuzzer exits non-zero on a crash, a leak, a timeout or an OOM.
+fuzz() {
+	target=$1 t=$2 max_len=$3 status=0
+	shift 3
+	work=$(mktemp -d "${TMPDIR:-/tmp}/fshield-fuzz.XXXXXX")
+	cp "$src/tests/fuzz/corpus/$target"/* "$work"/
+	"$build/tests/fuzz/fuzz_$target" \
+		-max_total_time="$t" \
+		-timeout=10 \
+		-rss_limit_mb=2048 \
+		-max_len="$max_len" \
+		-print_final_stats=1 \
+		-artifact_prefix="$artifacts/$target-" \
+		"$@" "$work" || status=$?
+	rm -rf "$work"
+	if [ "$status" -ne 0 ]; then
+		echo "$0: fuzzing $target failed (status $status); reproducers in $artifacts" >&2
+		exit 1
+	fi
+}
+
+# Most of the time to the fspf parser, the rest to the journal's.
+journal_secs=$((secs / 4 > 0 ? secs / 4 : 1))
+fuzz fspf_decode $((secs - journal_secs > 0 ? secs - journal_secs : 1)) 8192 "$@"
+fuzz journal "$journal_secs" 4096 "$@"
 echo "$0: no crash in ${secs}s"
