@@ -237,6 +237,10 @@ OPS = {'write': _write, 'read': _read, 'create': _create,
        'truncate': _truncate, 'fsync': _fsync, 'rename': _rename,
        'unlink': _unlink, 'mkdir': _mkdir, 'rmdir': _rmdir,
        'symlink': _symlink, 'chmod': _chmod, 'utime': _utime}
+# Operations on files held open across steps (one descriptor per side in
+# each of HELD_SLOTS slots): writes to a file renamed or unlinked meanwhile.
+HELD = {'hopen', 'hwrite', 'hread', 'htrunc', 'hfsync', 'hclose'}
+HELD_SLOTS = 3
 MUTATING = {'write', 'create', 'truncate', 'fsync', 'rename', 'unlink',
             'mkdir', 'rmdir', 'symlink', 'chmod', 'utime'}
 
@@ -289,6 +293,10 @@ class DiffTest:
         self.regions = SCENARIOS[scenario]
         self.seed = seed
         self.readonly = args.readonly
+        self.selftest = args.self_test       # None, 'dir' or 'gocryptfs'
+        # The fspf's promises (tags, commits, host files) are checked only
+        # on the read-write mount itself.
+        self.fspf_checks = not self.readonly and not self.selftest
         self.rng = random.Random('ops-%d' % seed)
         self.log = []                 # one entry per operation
         self.step = 0
@@ -296,9 +304,16 @@ class DiffTest:
         self.daemon_n = 0             # mounts so far (names the log files)
         self.tags = []                # every tag the tree had, in order
         self.dirty = False            # a protected region changed since the last commit
-        self.mtimes = {}              # path -> mtime_ns the mount must show
+        # Regular files whose mtime is known, by inode on the reference: the
+        # initial ones and those set by utime. While the reference still
+        # shows the time recorded here, the mount must show it too (a write
+        # changes it on the reference, and the comparison stops by itself).
+        self.mtimes = {}              # (st_dev, st_ino) -> mtime_ns
         self.old_fspf = None          # a copy of an earlier fspf
         self.old_fspf_tag = None
+        self.held = {}                # slot -> [ref fd, mount fd, path at open]
+        self.conn = None              # the FUSE connection (minor device number)
+        self.in_final = False         # in the final checks (after the last step)
         self.w = tempfile.mkdtemp(prefix='fshield-difftest.')
         self.src = self.w + '/src'
         self.root = self.w + '/rootfs'
@@ -307,6 +322,7 @@ class DiffTest:
         self.fspf = self.w + '/fspf.pb'
         self.key = self.w + '/fspf.key'
         self.tagf = self.w + '/fspf.tag'
+        self.cipher = self.w + '/cipher'      # --self-test gocryptfs
         for d in (self.src, self.root, self.ref, self.mnt):
             os.mkdir(d)
         self.chunks = {r[0]: r[2] for r in self.regions}
@@ -376,9 +392,13 @@ class DiffTest:
                              follow_symlinks=False)
         for dp, dns, fns in os.walk(self.ref):
             for n in fns:
-                p = dp + '/' + n
-                if not os.path.islink(p):
-                    self.mtimes[p[len(self.ref):]] = os.lstat(p).st_mtime_ns
+                st = os.lstat(dp + '/' + n)
+                if stat.S_ISREG(st.st_mode):
+                    self.mtimes[(st.st_dev, st.st_ino)] = st.st_mtime_ns
+
+        if self.selftest:
+            self.build_selftest()
+            return
 
         def cli(*a):
             r = subprocess.run([self.bin] + list(a), capture_output=True,
@@ -419,6 +439,29 @@ class DiffTest:
             fh.write(tag + '\n')
         self.tags.append(tag)
 
+    def build_selftest(self):
+        """--self-test: the other side is a plain directory, or a gocryptfs
+        mount, holding a copy of the reference: any difference found is the
+        harness's own (a generator or a comparison that is not
+        deterministic), not the mount's."""
+        self.tags.append('0' * 32)
+        if self.selftest == 'dir':
+            shutil.copytree(self.ref, self.mnt, symlinks=True, dirs_exist_ok=True)
+            return
+        r = subprocess.run(['gocryptfs', '-init', '-q', '-extpass', 'echo difftest',
+                            '-scryptn', '10', self.cipher], capture_output=True, text=True)
+        if r.returncode != 0:
+            os.mkdir(self.cipher)
+            r = subprocess.run(['gocryptfs', '-init', '-q', '-extpass', 'echo difftest',
+                                '-scryptn', '10', self.cipher], capture_output=True,
+                               text=True)
+        if r.returncode != 0:
+            raise Mismatch('fixture', 'gocryptfs -init: ' + r.stderr)
+        self.must_mount()
+        shutil.copytree(self.ref, self.mnt, symlinks=True, dirs_exist_ok=True)
+        os.chmod(self.mnt, os.lstat(self.ref).st_mode & 0o7777)
+        self.unmount()
+
     def env(self):
         e = dict(os.environ)
         e['SCONE_FSPF_NO_PROGRESS'] = '1'
@@ -433,8 +476,10 @@ class DiffTest:
         try:
             with open('/proc/self/mountinfo') as fh:
                 for line in fh:
-                    mp = line.split()[4].replace('\\040', ' ')
-                    if mp == self.mnt:
+                    f = line.split()
+                    if f[4].replace('\\040', ' ') == self.mnt:
+                        # The FUSE connection, to abort a daemon that hangs.
+                        self.conn = f[2].split(':')[1]
                         return True
         except OSError:
             pass
@@ -451,6 +496,8 @@ class DiffTest:
         return '\n'.join(lines[-n:])
 
     def mount(self, extra=None):
+        if self.selftest == 'dir':
+            return None
         self.daemon_n += 1
         out = '%s/daemon%d.out' % (self.w, self.daemon_n)
         err = '%s/daemon%d.err' % (self.w, self.daemon_n)
@@ -459,6 +506,9 @@ class DiffTest:
         argv += extra if extra is not None else ['--tag-file', self.tagf]
         if not self.readonly:
             argv.append('--rw')
+        if self.selftest == 'gocryptfs':
+            argv = ['gocryptfs', '-fg', '-q', '-extpass', 'echo difftest',
+                    self.cipher, self.mnt]
         with open(out, 'w') as o, open(err, 'w') as e:
             p = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL,
                                  env=self.env())
@@ -481,6 +531,8 @@ class DiffTest:
     def unmount(self):
         """Unmount as a user would; the daemon must exit 0, print the commit
         line, and the tag file must hold that tag."""
+        if self.selftest == 'dir':
+            return
         p, err, out = self.daemon
         r = subprocess.run(['fusermount3', '-u', self.mnt], capture_output=True, text=True)
         if r.returncode != 0:
@@ -500,7 +552,7 @@ class DiffTest:
             raise Mismatch('unmount', 'still mounted after the daemon ended')
         with open(out) as fh:
             stdout = fh.read()
-        if self.readonly:
+        if not self.fspf_checks:
             return
         tags = [m.group(2) for m in map(COMMIT_LINE.match, stdout.splitlines()) if m]
         if len(tags) != 1:
@@ -535,6 +587,7 @@ class DiffTest:
 
     def kill_daemon(self):
         """Whatever happened: nothing mounted, no daemon of ours left."""
+        self.close_held()
         if self.mounted():
             if subprocess.run(['fusermount3', '-u', self.mnt],
                               capture_output=True).returncode != 0:
@@ -547,10 +600,27 @@ class DiffTest:
                     p.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     p.kill()
-                    p.wait()
+                    try:
+                        p.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        self.abort_connection(p)
             self.daemon = None
         if self.mounted():
             subprocess.run(['umount', '-l', self.mnt], capture_output=True)
+
+    def abort_connection(self, p):
+        """A daemon that SIGKILL does not end is stuck in a request to a FUSE
+        connection (its own, unmounted lazily): abort that connection, if
+        fusectl is mounted; never wait forever."""
+        a = '/sys/fs/fuse/connections/%s/abort' % self.conn
+        try:
+            with open(a, 'w') as fh:
+                fh.write('1')
+            p.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            say('warning: daemon %d does not end; its FUSE connection %s could not be '
+                'aborted (mount fusectl on /sys/fs/fuse/connections)'
+                % (p.pid, self.conn))
 
     # -- comparing
 
@@ -614,10 +684,11 @@ class DiffTest:
             if a != b:
                 raise Mismatch('content', '%s: %s' % (rel, describe_diff(
                     a, b, self.chunk_of(rel))))
-        want = self.mtimes.get(rel)
-        if want is not None and m.st_mtime_ns != want:
-            raise Mismatch('mtime', '%s: mtime %d ns on the mount, expected %d'
-                           % (rel, m.st_mtime_ns, want))
+        if (stat.S_ISREG(r.st_mode) and self.mtimes.get((r.st_dev, r.st_ino)) == r.st_mtime_ns
+                and m.st_mtime_ns != r.st_mtime_ns):
+            raise Mismatch('mtime', '%s: mtime %d ns on the mount, expected %d (set by '
+                           'utime or at build time; nothing wrote the file since)'
+                           % (rel, m.st_mtime_ns, r.st_mtime_ns))
         return r
 
     def compare_dir(self, rel):
@@ -718,6 +789,22 @@ class DiffTest:
                 (links if os.path.islink(dp + '/' + n) else files).append(pre + '/' + n)
         return sorted(files), sorted(dirs), sorted(links)
 
+    def held_set(self, paths):
+        """Those of @paths that a held descriptor has open (on the reference)."""
+        ino = set()
+        for h in self.held.values():
+            st = os.fstat(h[0])
+            ino.add((st.st_dev, st.st_ino))
+        out = set()
+        for p in paths:
+            try:
+                st = os.lstat(join(self.ref, p))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in ino:
+                out.add(p)
+        return out
+
     def gen(self):
         rng = self.rng
         files, dirs, links = self.entries()
@@ -726,7 +813,8 @@ class DiffTest:
         ops = [('write', 26), ('read', 8), ('create', 10), ('truncate', 10),
                ('rename', 10), ('unlink', 5), ('mkdir', 5), ('rmdir', 4),
                ('symlink', 3), ('chmod', 3), ('utime', 3), ('fsync', 5),
-               ('remount', 0.7)]
+               ('remount', 0.7), ('hopen', 3), ('hwrite', 6), ('hread', 2),
+               ('htrunc', 2), ('hfsync', 1.5), ('hclose', 2)]
         if self.readonly:
             ops = [('read', 30), ('remount', 1)]
         kinds, weights = zip(*ops)
@@ -778,7 +866,25 @@ class DiffTest:
             return off, n
 
         op = {'op': kind}
-        if kind == 'write':
+        if kind in HELD:
+            op['slot'] = slot = rng.randrange(HELD_SLOTS)
+            hp = self.held[slot][2] if slot in self.held else any_path()
+        if kind == 'hopen':
+            op['path'] = any_path()
+            op['rw'] = rng.random() < 0.85
+        elif kind == 'hwrite':
+            op['off'], op['len'] = offset_len(hp)
+            op['dseed'] = rng.getrandbits(32)
+        elif kind == 'hread':
+            op['off'], op['len'] = offset_len(hp)
+            op['len'] = rng.choice([op['len'], 65536])
+        elif kind == 'htrunc':
+            cs = self.chunk_of(hp)
+            op['size'] = rng.choice([0, rng.randint(0, self.max_size(hp)),
+                                     rng.randint(1, 8) * cs + rng.randint(-2, 2)])
+        elif kind == 'hfsync':
+            op['datasync'] = rng.random() < 0.3
+        elif kind == 'write':
             op['path'] = any_path()
             op['off'], op['len'] = offset_len(op['path'])
             op['dseed'] = rng.getrandbits(32)
@@ -851,11 +957,20 @@ class DiffTest:
                 dst = new_name(NAMES + DIRNAMES, rng.choice(tdirs))[0]
             if dst in self.pinned:
                 dst = new_name(NAMES, rng.choice(tdirs))[0]
+            if rng.random() < 0.03 and self.pinned:
+                src = rng.choice(sorted(self.pinned))
+                dst = new_name(DIRNAMES, parent(src))[0]
+            if self.args.no_unlink_open and dst in self.held_set(files + links):
+                dst = new_name(NAMES, rng.choice(tdirs))[0] + '.new'
             op['src'], op['dst'] = src, dst
         elif kind == 'unlink':
             x = rng.random()
-            if x < 0.85 and files + links:
-                op['path'] = rng.choice(files + links)
+            victims = files + links
+            if self.args.no_unlink_open:
+                busy = self.held_set(victims)
+                victims = [p for p in victims if p not in busy]
+            if x < 0.85 and victims:
+                op['path'] = rng.choice(victims)
             elif x < 0.93 and free_dirs:
                 op['path'] = rng.choice(free_dirs)        # EISDIR
             else:
@@ -867,7 +982,9 @@ class DiffTest:
         elif kind == 'rmdir':
             empty = [d for d in free_dirs if not os.listdir(join(self.ref, d))]
             x = rng.random()
-            if x < 0.6 and empty:
+            if x < 0.04:
+                op['path'] = rng.choice(sorted(self.pinned | {'/'}))
+            elif x < 0.6 and empty:
                 op['path'] = rng.choice(empty)
             elif x < 0.85 and free_dirs:
                 op['path'] = rng.choice(free_dirs)        # ENOTEMPTY, or empty
@@ -880,7 +997,11 @@ class DiffTest:
             # Relative targets only, so that both sides resolve into their own tree.
             op['target'] = rng.choice(NAMES + [rng.choice(DIRNAMES) + '/' + rng.choice(NAMES)])
         elif kind == 'chmod':
-            if rng.random() < 0.7 and files:
+            x = rng.random()
+            if x < 0.05:
+                op['path'] = rng.choice(sorted(self.pinned | {'/'}))
+                op['mode'] = rng.choice([0o755, 0o700])
+            elif x < 0.7 and files:
                 op['path'] = rng.choice(files)
                 op['mode'] = rng.choice([0o644, 0o600, 0o400, 0o755, 0o640, 0o000, 0o666])
             else:
@@ -894,29 +1015,98 @@ class DiffTest:
 
     # -- applying one operation to both sides
 
+    def run_held(self, side, op):
+        """A held-descriptor operation on one side (0 the reference, 1 the
+        mount): ('ok', value), (ERRNO, None), or ('noslot', None) when the
+        slot holds nothing (both sides alike, so that a replayed subsequence
+        stays valid)."""
+        kind, h = op['op'], self.held.get(op['slot'])
+        try:
+            if kind == 'hopen':
+                base = (self.ref, self.mnt)[side]
+                flags = os.O_RDWR if op.get('rw') else os.O_RDONLY
+                return ('ok', os.open(join(base, op['path']), flags))
+            if h is None:
+                return ('noslot', None)
+            fd = h[side]
+            if kind == 'hwrite':
+                return ('ok', os.pwrite(fd, op_data(op), op['off']))
+            if kind == 'hread':
+                return ('ok', os.pread(fd, op['len'], op['off']))
+            if kind == 'htrunc':
+                os.ftruncate(fd, op['size'])
+            elif kind == 'hfsync':
+                (os.fdatasync if op.get('datasync') else os.fsync)(fd)
+            elif kind == 'hclose':
+                h[side] = None
+                os.close(fd)
+            return ('ok', None)
+        except OSError as e:
+            return (errname(e.errno), None)
+
+    def close_held(self, slot=None):
+        for k in ([slot] if slot is not None else list(self.held)):
+            h = self.held.pop(k, None)
+            for fd in (h or [])[:2]:
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+
+    def held_paths(self, slot):
+        """Where the file held in @slot is in the reference tree now."""
+        h = self.held.get(slot)
+        if not h:
+            return []
+        st = os.fstat(h[0])
+        out = []
+        for dp, dns, fns in os.walk(self.ref):
+            for n in fns:
+                p = dp + '/' + n
+                q = os.lstat(p)
+                if (q.st_dev, q.st_ino) == (st.st_dev, st.st_ino):
+                    out.append(p[len(self.ref):])
+        return out
+
     def apply(self, op, entry):
         kind = op['op']
         if kind == 'remount':
             self.remount()
             return
+        if kind in HELD:
+            return self.apply_held(op, entry)
+        if self.pinned_target(op):
+            return self.apply_pinned(op, entry)
+        before = self.snapshot(self.step_paths(op)) if kind in MUTATING else None
+        backup = self.backup_dst(op)
         ref = run_op(self.ref, op)
         if (self.args.fake_bug and kind == 'read' and ref[0] == 'ok' and ref[1]
                 and op['off'] % self.chunk_of(op['path']) == 1):
             ref = ('ok', ref[1][:-1] + bytes([ref[1][-1] ^ 1]))
-        tag_before = None
-        if kind == 'fsync' and not self.readonly:
-            tag_before = self.check_tag_file(None, 'before an fsync')
-            if tag_before != self.tags[-1]:
-                raise Mismatch('tag', 'the tag file changed to %s without an fsync or '
-                               'an unmount (last commit: %s)' % (tag_before, self.tags[-1]))
+        if kind == 'fsync' and self.fspf_checks:
+            self.expect_tag_unchanged()
         mnt = run_op(self.mnt, op)
         entry['ref'], entry['mnt'] = ref, mnt
-        if (kind == 'rename' and ref[0] == 'ok' and mnt[0] == 'EXDEV'
-                and self.region_of(op['src']) != self.region_of(parent(op['dst']))):
-            # Renames across regions may be refused: undo it on the reference.
-            os.rename(join(self.ref, op['dst']), join(self.ref, op['src']))
-            entry['note'] = 'EXDEV across regions: reference undone'
-            ref = mnt
+        if kind == 'rename' and self.region_of(op['src']) != self.region_of(op['dst']):
+            # A rename must stay in its region: EXDEV (as for a rename
+            # across mounts; mv copies then). What the kernel checks before
+            # asking the file system fails as on the reference.
+            if ref[0] == 'ok' and mnt[0] == 'EXDEV':
+                os.rename(join(self.ref, op['dst']), join(self.ref, op['src']))
+                self.restore_dst(op, backup)
+                backup = None
+                entry['note'] = 'across regions: reference undone'
+                ref = mnt
+            elif ref[0] in ('ENOTEMPTY', 'EEXIST') and mnt[0] == 'EXDEV':
+                ref = mnt
+            elif mnt[0] == 'ok':
+                raise Mismatch('exdev', 'rename %s -> %s across regions (%s to %s) '
+                               'succeeded; EXDEV expected' % (
+                                   op['src'], op['dst'], self.region_of(op['src'])[0],
+                                   self.region_of(op['dst'])[0]))
+        if backup and backup[0] == 'link':
+            os.unlink(backup[1])
         if ref != mnt:
             if ref[0] == mnt[0] == 'ok' and isinstance(ref[1], bytes):
                 raise Mismatch('read', 'read of %s at %d: %s' % (
@@ -927,43 +1117,196 @@ class DiffTest:
                                kind, fmt_res(ref), fmt_res(mnt)))
         if ref[0] == 'ok' and kind in MUTATING:
             self.track(op)
-        if kind == 'fsync' and not self.readonly and mnt[0] == 'ok':
+            self.note_changes(before, kind == 'utime')
+        if kind == 'fsync' and self.fspf_checks and mnt[0] == 'ok':
             tag = self.check_tag_file(None, 'after an fsync')
             self.commit(tag)
         self.compare_touched(op)
 
-    def track(self, op):
-        """Bookkeeping after a successful mutation: known mtimes, and whether
-        a protected region changed."""
+    def backup_dst(self, op):
+        """Before a rename across regions on the reference: how to put back
+        what it replaces, should the mount refuse it (EXDEV)."""
+        if op['op'] != 'rename' or self.region_of(op['src']) == self.region_of(op['dst']):
+            return None
+        d = join(self.ref, op['dst'])
+        try:
+            st = os.lstat(d)
+        except OSError:
+            return None
+        if stat.S_ISDIR(st.st_mode):
+            return ('dir', stat.S_IMODE(st.st_mode))
+        tmp = self.w + '/rename.bak'
+        os.link(d, tmp, follow_symlinks=False)
+        return ('link', tmp)
+
+    def restore_dst(self, op, backup):
+        d = join(self.ref, op['dst'])
+        if backup and backup[0] == 'dir':
+            os.mkdir(d)
+            os.chmod(d, backup[1])
+        elif backup:
+            os.rename(backup[1], d)
+
+    def pinned_target(self, op):
+        """Whether @op would remove, rename or change an embed point or a
+        directory above one (the root included)."""
         kind = op['op']
-        for p in op_paths(op):
-            if self.kind_of(p) != 'n' or (kind == 'rename' and
-                                           self.region_of(op['src']) != self.region_of(op['dst'])):
-                self.dirty = True
-        if kind == 'utime':
-            p = os.path.realpath(join(self.ref, op['path']))
-            rel = p[len(self.ref):] or '/'
-            st = os.lstat(p)
+        if kind == 'rename':
+            return op['src'] in self.pinned or op['dst'] in self.pinned
+        if kind in ('rmdir', 'chmod', 'utime'):
+            p = op['path']
+            if kind != 'rmdir':
+                rp = os.path.realpath(join(self.ref, p))
+                if rp == self.ref or rp.startswith(self.ref + '/'):
+                    p = rp[len(self.ref):] or '/'
+            return p in self.pinned or p == '/'
+        return False
+
+    def apply_pinned(self, op, entry):
+        """Embed points and the directories above them cannot be removed or
+        renamed: any of the errors below, and the tree stays as it is. A
+        change of mode or times may be refused (EBUSY, EPERM) or done (then
+        on the reference too, and it must last)."""
+        kind = op['op']
+        mnt = run_op(self.mnt, op)
+        entry['mnt'] = mnt
+        if kind in ('chmod', 'utime'):
+            if mnt[0] == 'ok':
+                before = self.snapshot(self.step_paths(op))
+                ref = run_op(self.ref, op)
+                entry['ref'] = ref
+                if ref != mnt:
+                    raise Mismatch('errno', '%s: reference %s, mount %s' % (
+                        kind, fmt_res(ref), fmt_res(mnt)))
+                self.track(op)
+                self.note_changes(before, kind == 'utime')
+                self.compare_touched(op)
+                return
+            ok = {'EBUSY', 'EPERM'}
+        elif kind == 'rmdir':
+            ok = {'EBUSY', 'EPERM', 'ENOTEMPTY'}
+        else:
+            ok = {'EBUSY', 'EPERM', 'EXDEV', 'EINVAL', 'ENOTEMPTY', 'EEXIST',
+                  'EISDIR', 'ENOTDIR'}
+        entry['ref'] = ('pinned', None)
+        entry['note'] = 'an embed point or above: the reference left alone'
+        if mnt[0] not in ok:
+            raise Mismatch('pinned', '%s of %s, an embed point or a directory above '
+                           'one: %s on the mount, expected %s' % (
+                               kind, op.get('path') or '%s -> %s' % (op['src'], op['dst']),
+                               fmt_res(mnt), ' or '.join(sorted(ok))))
+        self.compare_touched(op)
+
+    def apply_held(self, op, entry):
+        kind, slot = op['op'], op['slot']
+        if kind == 'hopen':
+            self.close_held(slot)
+        if kind == 'hfsync' and self.fspf_checks:
+            self.expect_tag_unchanged()
+        before = self.snapshot(self.held_paths(slot)) if kind in ('hwrite', 'htrunc') else {}
+        ref = self.run_held(0, op)
+        mnt = self.run_held(1, op)
+        if kind == 'hopen':
+            fds = [r[1] if r[0] == 'ok' else None for r in (ref, mnt)]
+            if None not in fds:
+                self.held[slot] = fds + [op['path']]
+            else:
+                self.held[slot] = fds + [op['path']]
+                self.close_held(slot)
+            ref, mnt = (ref[0], None), (mnt[0], None)
+        elif kind == 'hclose':
+            self.close_held(slot)
+        entry['ref'], entry['mnt'] = ref, mnt
+        if ref != mnt:
+            if ref[0] == mnt[0] == 'ok' and isinstance(ref[1], bytes):
+                raise Mismatch('read', 'read through the descriptor held in slot %d '
+                               '(opened as %s) at %d: %s' % (
+                                   slot, self.held[slot][2], op['off'],
+                                   describe_diff(ref[1], mnt[1], 512, op['off'])))
+            raise Mismatch('errno', '%s: reference %s, mount %s' % (
+                kind, fmt_res(ref), fmt_res(mnt)))
+        if ref[0] != 'ok' or kind not in ('hwrite', 'htrunc', 'hfsync'):
+            return
+        paths = self.held_paths(slot)
+        if kind != 'hfsync':
+            self.note_changes(before)
+        if kind == 'hfsync' and self.fspf_checks:
+            self.commit(self.check_tag_file(None, 'after an fsync'))
+        for p in paths:
+            self.compare_path(p)
+        if not paths and not stat.S_ISDIR(os.fstat(self.held[slot][0]).st_mode):
+            # Unlinked while open: the two descriptors must still agree.
+            a = os.pread(self.held[slot][0], 1 << 24, 0)
+            try:
+                b = os.pread(self.held[slot][1], 1 << 24, 0)
+            except OSError as e:
+                raise Mismatch('read', 'reading the unlinked file held in slot %d on '
+                               'the mount: %s' % (slot, errname(e.errno)))
+            if a != b:
+                raise Mismatch('content', 'the unlinked file held in slot %d: %s' % (
+                    slot, describe_diff(a, b, 512)))
+
+    def expect_tag_unchanged(self):
+        tag = self.check_tag_file(None, 'before an fsync')
+        if tag != self.tags[-1]:
+            raise Mismatch('tag', 'the tag file changed to %s without an fsync or an '
+                           'unmount (last commit: %s)' % (tag, self.tags[-1]))
+
+    def snapshot(self, paths):
+        """What a commit must record of @paths on the reference (times
+        aside): type, mode, size, contents or link target, names in a
+        directory. Compared before and after a step to tell whether a
+        protected region changed."""
+        out = {}
+        for rel in paths:
+            p = join(self.ref, rel)
+            try:
+                st = os.lstat(p)
+            except OSError as e:
+                out[rel] = e.errno
+                continue
+            sig = (st.st_mode, st.st_size, st.st_uid, st.st_gid)
             if stat.S_ISREG(st.st_mode):
-                self.mtimes[rel] = st.st_mtime_ns
-        elif kind in ('write', 'truncate', 'create', 'fsync'):
-            p = os.path.realpath(join(self.ref, op['path']))
-            self.mtimes.pop(p[len(self.ref):] or '/', None)
-        elif kind == 'unlink':
-            self.mtimes.pop(op['path'], None)
-        elif kind == 'rename' and op['src'] != op['dst']:
-            moved = {}
-            for p in list(self.mtimes):
-                if is_below(p, op['dst']):
-                    del self.mtimes[p]
-            for p in list(self.mtimes):
-                if is_below(p, op['src']):
-                    moved[op['dst'] + p[len(op['src']):]] = self.mtimes.pop(p)
-            self.mtimes.update(moved)
+                with open(p, 'rb') as fh:
+                    sig += (hashlib.sha1(fh.read()).digest(),)
+            elif stat.S_ISLNK(st.st_mode):
+                sig += (os.readlink(p),)
+            elif stat.S_ISDIR(st.st_mode):
+                sig += tuple(sorted(os.listdir(p)))
+            out[rel] = sig
+        return out
+
+    def step_paths(self, op):
+        """The paths a step may change: those it names, their directories,
+        what a symlink among them leads to."""
+        out = []
+        for p in op_paths(op):
+            out += [p, parent(p)]
+            rp = os.path.realpath(join(self.ref, p))
+            if rp.startswith(self.ref + '/'):
+                out.append(rp[len(self.ref):])
+        return sorted(set(out))
+
+    def note_changes(self, before, explicit=False):
+        """A protected path changed since @before (or @explicit: times were
+        set on it): the next commit must give a new tag."""
+        after = self.snapshot(before)
+        for rel in before:
+            if (explicit or before[rel] != after[rel]) and self.kind_of(rel) != 'n':
+                self.dirty = True
+
+    def track(self, op):
+        """Bookkeeping after a successful mutation: the mtimes set by utime
+        (see self.mtimes)."""
+        if op['op'] == 'utime':
+            st = os.stat(join(self.ref, op['path']))
+            if stat.S_ISREG(st.st_mode):
+                self.mtimes[(st.st_dev, st.st_ino)] = st.st_mtime_ns
 
     def remount(self):
+        self.close_held()
         self.unmount()
-        if not self.readonly:
+        if self.fspf_checks:
             self.check_host()
             if self.old_fspf is None and len(self.tags) > 1:
                 # An earlier state of the fspf, for the rollback check.
@@ -994,6 +1337,8 @@ class DiffTest:
                          'note': 'final remount'})
         self.remount()
         self.unmount()
+        if self.selftest:
+            return
         if self.readonly:
             self.check_tag_file()
             fake = '%032x' % random.Random(self.seed).getrandbits(128)
@@ -1005,6 +1350,15 @@ class DiffTest:
         self.check_host()
         cur = self.check_tag_file()
         stale = [t for t in self.tags[:-1] if t != cur]
+        if not stale and all(r[1] == 'n' for r in self.regions):
+            # Nothing protected, nothing recorded: the tag stays; a tag that
+            # is not the current one is still refused.
+            fake = '%032x' % random.Random(self.seed).getrandbits(128)
+            self.expect_refused('a wrong tag', ['--expected-tag', fake])
+            self.must_mount()
+            self.compare_tree()
+            self.unmount()
+            return
         if not stale:
             raise Mismatch('stale', 'the tag never changed (%s): nothing to check a '
                            'rollback with' % cur)
@@ -1035,9 +1389,9 @@ class DiffTest:
 
     # -- running
 
-    def run(self, ops=None, inject=None):
-        """Run the generated sequence (or @ops), then the final checks.
-        Returns None or the Mismatch."""
+    def run(self, ops=None, inject=None, final=True):
+        """Run the generated sequence (or @ops), then the final checks
+        (unless not @final). Returns None or the Mismatch."""
         try:
             self.build()
             self.must_mount()
@@ -1059,7 +1413,13 @@ class DiffTest:
                 self.apply(op, entry)
                 if self.step % FULL_EVERY == 0:
                     self.compare_tree()
-            self.final_checks()
+            if ops is not None:
+                # A replayed (or shrunk) sequence: what the last full
+                # comparison would have seen, however short it got.
+                self.compare_tree()
+            if final:
+                self.in_final = True
+                self.final_checks()
             return None
         except Mismatch as e:
             return e
@@ -1094,6 +1454,7 @@ class DiffTest:
         with open(path, 'w') as fh:
             fh.write(json.dumps({'scenario': self.scenario, 'seed': self.seed,
                                  'steps': self.step, 'readonly': self.readonly,
+                                 'self_test': self.selftest,
                                  'failure': str(err) if err else None,
                                  'kind': err.kind if err else None}) + '\n')
             for e in self.log:
@@ -1156,50 +1517,50 @@ def report(t, err, args, started):
     if dl:
         say('--- the daemon\'s stderr (last lines):\n' + dl)
     say('--- every operation, with both results: %s' % path)
-    say('--- rerun: DIFFTEST_SEED=%d meson test -C BUILD difftest-%s --verbose' % (
-        t.seed, t.scenario))
-    say('    or:    SCONE_FSPF_BIN=%s %s %s --seed %d%s' % (
+    say('--- rerun: DIFFTEST_SEED=%d%s meson test -C BUILD difftest-%s --verbose' % (
+        t.seed, ' DIFFTEST_NO_UNLINK_OPEN=1' if args.no_unlink_open else '', t.scenario))
+    say('    or:    SCONE_FSPF_BIN=%s %s %s --seed %d%s%s' % (
         args.bin, sys.argv[0], t.scenario, t.seed,
-        ' --steps %d' % args.steps if args.steps != DEFAULT_STEPS else ''))
+        ' --steps %d' % args.steps if args.steps != DEFAULT_STEPS else '',
+        ' --no-unlink-open' if args.no_unlink_open else ''))
     say('    shrink: ... %s --replay %s --minimize' % (t.scenario, path))
     say('(%.1f s)' % (time.monotonic() - started))
 
 
-def minimize(args, scenario, seed, ops, kind):
-    """Delta debugging (ddmin) over the operations: the shortest sequence
-    found that still fails with the same kind of mismatch."""
+def minimize(args, scenario, seed, ops, kind, final):
+    """Shrink the operations to a short sequence that still fails with the
+    same kind of mismatch: remove chunks of halving sizes, each kept out if
+    the rest still fails, and cut every failing candidate at its failing
+    step. @final: whether the failure came in the final checks (if not, the
+    trials skip them)."""
     trials = [0]
 
     def fails(sub):
+        """None, or @sub cut after the step that failed."""
         trials[0] += 1
         t = DiffTest(args, scenario, seed)
         try:
-            err = t.run(sub)
+            err = t.run(sub, final=final)
         finally:
             t.cleanup()
-        return err is not None and err.kind == kind
+        if err is None or err.kind != kind:
+            return None
+        return sub[:t.step] if not t.in_final else sub
 
-    n = 2
-    while len(ops) >= 2:
-        size = -(-len(ops) // n)
-        parts = [ops[i:i + size] for i in range(0, len(ops), size)]
-        done = False
-        for i, part in enumerate(parts):          # a part alone
-            if fails(part):
-                ops, n, done = part, 2, True
-                break
-        if not done:
-            for i in range(len(parts)):           # all but a part
-                rest = [o for j, p in enumerate(parts) if j != i for o in p]
-                if fails(rest):
-                    ops, n, done = rest, max(n - 1, 2), True
-                    break
-        if not done:
-            if n >= len(ops):
-                break
-            n = min(len(ops), 2 * n)
-        say('  minimize: %d operations (%d trials)' % (len(ops), trials[0]))
-    return ops
+    size = max(1, len(ops) // 2)
+    while True:
+        i = 0
+        while i < len(ops):
+            cut = fails(ops[:i] + ops[i + size:])
+            if cut is not None:
+                ops = cut
+            else:
+                i += size
+        say('  minimize: %d operations (%d trials, chunks of %d)' % (
+            len(ops), trials[0], size))
+        if size == 1:
+            return ops
+        size = max(1, size // 2)
 
 
 DEFAULT_STEPS = 1200
@@ -1220,12 +1581,19 @@ def main():
                     default=os.environ.get('DIFFTEST_KEEP') == '1')
     ap.add_argument('--log-dir')
     ap.add_argument('--readonly', action='store_true')
+    ap.add_argument('--no-unlink-open', action='store_true',
+                    default=os.environ.get('DIFFTEST_NO_UNLINK_OPEN') == '1',
+                    help='never unlink or rename over a file held open (a '
+                    'different sequence for the same seed)')
     ap.add_argument('--replay', metavar='LOG')
     ap.add_argument('--minimize', action='store_true')
     # Self-tests of the harness: a difference in the reference at step STEP;
     # a wrong reference answer to reads at byte 1 of a chunk (for --minimize).
     ap.add_argument('--inject', type=int, metavar='STEP', help=argparse.SUPPRESS)
     ap.add_argument('--fake-bug', action='store_true', help=argparse.SUPPRESS)
+    # The other side is a plain directory or a gocryptfs mount instead of
+    # scone-fspf's: every difference is then the harness's own.
+    ap.add_argument('--self-test', choices=['dir', 'gocryptfs'], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not args.bin or not os.access(args.bin, os.X_OK):
         print('difftest: set SCONE_FSPF_BIN (or --bin) to the scone-fspf binary',
@@ -1250,13 +1618,14 @@ def main():
     if args.replay:
         head, ops = read_log(args.replay)
         seed, args.readonly = head['seed'], head.get('readonly', False)
+        args.self_test = args.self_test or head.get('self_test')
         if head['scenario'] != args.scenario:
             print('difftest: the log is of scenario %s' % head['scenario'], file=sys.stderr)
             return 2
     if not os.path.exists('/dev/fuse'):
         say('SKIP: /dev/fuse is missing on this machine: no FUSE mount to test')
         return 77
-    if not args.readonly:
+    if not args.readonly and not args.self_test:
         h = subprocess.run([args.bin, 'mount', '--help'], capture_output=True, text=True)
         if '--rw' not in h.stdout + h.stderr:
             say('FAIL: %s mount has no --rw option: the read-write mount is not built '
@@ -1293,7 +1662,8 @@ def main():
         if args.minimize:
             say('--- minimizing (kind %s) ...' % err.kind)
             t.cleanup()
-            small = minimize(args, args.scenario, seed, ops, err.kind)
+            small = minimize(args, args.scenario, seed, ops[:t.step] if not t.in_final
+                             else ops, err.kind, t.in_final)
             t2 = DiffTest(args, args.scenario, seed)
             err2 = t2.run(small)
             path = args.replay + '.min'
