@@ -2391,6 +2391,8 @@ static int remove_path(struct fshield_volume *vol, const char *path, bool dir)
 	if (err < 0)
 		return err;
 	if (w.region && !w.is_protected) {
+		if (dir && above_embed_point(vol->fspf, path))
+			return change_end(vol, -EBUSY); /* the way to a region */
 		err = host_path_w(vol, &w, path, host, sizeof(host));
 		if (!err && (dir ? rmdir(host) : unlink(host)) < 0)
 			err = -errno;
@@ -2454,6 +2456,10 @@ EXPORT int fshield_rename(struct fshield_volume *vol, const char *from,
 	if (wf.region && !wf.is_protected) {
 		if (!wt.region || wt.is_protected)
 			return change_end(vol, -EXDEV);
+		/* The way to an embed point stays where the fspf puts it. */
+		if (above_embed_point(vol->fspf, from) ||
+		    above_embed_point(vol->fspf, to))
+			return change_end(vol, -EBUSY);
 		err = host_path_w(vol, &wf, from, hfrom, sizeof(hfrom));
 		if (!err)
 			err = host_path_w(vol, &wt, to, hto, sizeof(hto));
