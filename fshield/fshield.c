@@ -1080,7 +1080,16 @@ static int stat_locked(struct fshield_volume *vol, const char *path,
 	err = host_path(vol, &w, path, host, sizeof(host));
 	if (err)
 		return err;
-	return lstat(host, st) < 0 ? -errno : 0;
+	if (lstat(host, st) == 0)
+		return 0;
+	err = -errno;
+	if (err == -ENOENT && above_embed_point(vol->fspf, path)) {
+		/* The way to a region exists whatever the host holds. */
+		w.is_protected = w.synthetic_dir = true;
+		entry_stat(&w, path, st);
+		return 0;
+	}
+	return err;
 }
 
 EXPORT int fshield_stat(struct fshield_volume *vol, const char *path,
@@ -1194,17 +1203,19 @@ EXPORT int fshield_readdir(struct fshield_volume *vol, const char *path,
 		if (err)
 			goto unlock;
 		d = opendir(host);
-		if (!d) {
+		if (!d && !(errno == ENOENT &&
+			    above_embed_point(vol->fspf, path))) {
 			err = -errno;
 			goto unlock;
 		}
-		while (!err && (errno = 0, de = readdir(d)))
+		while (d && !err && (errno = 0, de = readdir(d)))
 			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 				err = names_add(&names, de->d_name,
 						strlen(de->d_name));
-		if (!err && errno)
+		if (d && !err && errno)
 			err = -errno;
-		closedir(d);
+		if (d)
+			closedir(d);
 	}
 	/* Embed points below: the way to every region is listed. */
 	for (size_t i = 0; !err && i < fspf_region_count(vol->fspf); i++) {

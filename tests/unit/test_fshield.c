@@ -56,6 +56,7 @@ static int make_tree(void)
 		{ (char *)"/enc", (char *)"/enc", FSPF_ENCRYPTED, FSPF_KERNEL, 32, 512 },
 		{ (char *)"/auth", (char *)"/auth", FSPF_AUTHENTICATED, FSPF_KERNEL, 16, 4096 },
 		{ (char *)"/tmp", NULL, FSPF_NOT_PROTECTED, FSPF_EPHEMERAL, 0, 0 },
+		{ (char *)"/x/y", (char *)"/x/y", FSPF_AUTHENTICATED, FSPF_KERNEL, 16, 4096 },
 	};
 	struct fsh_key *key;
 	struct fspf *f;
@@ -590,6 +591,87 @@ static void test_ephemeral(void)
 	fshield_volume_close(vol);
 }
 
+/* The way to an embed point through a not-protected region stays put. */
+static void test_above_embed_point(void)
+{
+	struct fshield_volume *vol;
+	struct stat st;
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	CHECK_INT(fshield_stat(vol, "/x", &st), 0);
+	CHECK(S_ISDIR(st.st_mode));
+	CHECK_INT(fshield_rename(vol, "/x", "/z", 0), -EBUSY);
+	CHECK_INT(fshield_rmdir(vol, "/x"), -EBUSY);
+	CHECK_INT(fshield_mkdir(vol, "/w", 0755), 0);
+	CHECK_INT(fshield_rename(vol, "/w", "/x", 0), -EBUSY);
+	CHECK_INT(fshield_rmdir(vol, "/w"), 0);
+	CHECK_INT(fshield_stat(vol, "/x/y", &st), 0);
+	CHECK_INT(close_commit(vol), 0);
+}
+
+/* Write @len bytes of journal records straight into the lock file. */
+static void plant_journal(const char *rec, size_t len)
+{
+	char lock[300];
+	int fd;
+
+	snprintf(lock, sizeof(lock), "%s.lock", g_fspf);
+	fd = open(lock, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, rec, len) != (ssize_t)len)
+		tap_diag("cannot plant the journal");
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * The journal in the lock file lies on the host. Replayed at a writable
+ * open, it removes what the fspf does not record inside a protected
+ * region, and nothing else: not through a symlink planted in the region's
+ * host directory, not a recorded file, not the fspf.
+ */
+static void test_journal_replay(void)
+{
+	static const char rec[] = "C/enc/stray\0C/enc/out/victim\0"
+				  "C/enc/kept\0C/enc/../fs.pb\0R/enc/a\0/enc/b\0"
+				  "C/enc/cut";
+	char path[700], outside[300];
+	struct fshield_volume *vol;
+	struct fshield_file *f;
+	struct stat st;
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/kept", O_WRONLY | O_CREAT, 0600, &f),
+		    0);
+	fshield_close(f);
+	CHECK_INT(close_commit(vol), 0);
+	/* A stray host file, a planted symlink to a victim outside the tree. */
+	snprintf(path, sizeof(path), "%s/enc/stray", g_root);
+	close(open(path, O_WRONLY | O_CREAT, 0600));
+	snprintf(outside, sizeof(outside), "%s/outside", g_dir);
+	mkdir(outside, 0700);
+	snprintf(path, sizeof(path), "%s/victim", outside);
+	close(open(path, O_WRONLY | O_CREAT, 0600));
+	snprintf(path, sizeof(path), "%s/enc/out", g_root);
+	CHECK_INT(symlink(outside, path), 0);
+	plant_journal(rec, sizeof(rec) - 1);
+	REQUIRE_INT(rw(&vol), 0);
+	snprintf(path, sizeof(path), "%s/enc/stray", g_root);
+	CHECK(lstat(path, &st) < 0 && errno == ENOENT); /* undone */
+	snprintf(path, sizeof(path), "%s/victim", outside);
+	CHECK_INT(lstat(path, &st), 0); /* not through the symlink */
+	snprintf(path, sizeof(path), "%s/enc/kept", g_root);
+	CHECK_INT(lstat(path, &st), 0); /* recorded: kept */
+	CHECK_INT(fshield_stat(vol, "/enc/kept", &st), 0);
+	CHECK_INT(lstat(g_fspf, &st), 0);
+	fshield_volume_close(vol);
+	/* Emptied: the next open finds nothing to do. */
+	snprintf(path, sizeof(path), "%s.lock", g_fspf);
+	CHECK_INT(stat(path, &st), 0);
+	CHECK_INT(st.st_size, 0);
+}
+
 struct worker {
 	struct fshield_file *f;
 	uint64_t base;
@@ -743,6 +825,8 @@ int main(void)
 	TAP_RUN(test_tamper_after_write);
 	TAP_RUN(test_write_back);
 	TAP_RUN(test_ephemeral);
+	TAP_RUN(test_above_embed_point);
+	TAP_RUN(test_journal_replay);
 	TAP_RUN(test_threads);
 	TAP_RUN(test_shared_readers_and_a_writer);
 	fresh_dir(g_dir, NULL);
