@@ -153,6 +153,21 @@ alive() {
 	[[ $st != Z* ]]
 }
 
+# Wait (at most 20 s) until $MNT is mounted; fail at once if the daemon
+# $DPID (when set) ends first, showing its log $DLOG.
+wait_mounted() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		mountpoint -q "$MNT" && return 0
+		if [ -n "$DPID" ] && ! alive "$DPID"; then
+			cat "$DLOG" >&2
+			fail "the daemon ended before the mount was ready ($DLOG)"
+		fi
+		sleep 0.1
+	done
+	fail "$MNT not mounted after 20 s"
+}
+
 # fusermount3 -u @1, retried for a while when the mount is busy: on a
 # shared machine another process (an indexer, a find) may be passing by.
 unmount_busy_retry() {

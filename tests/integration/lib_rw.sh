@@ -88,21 +88,6 @@ make_volume() {
 	chmod 600 "$KEY"
 }
 
-# Wait (at most 20 s) until $MNT is mounted; fail at once if the daemon
-# ends first.
-wait_mounted() {
-	local i
-	for ((i = 0; i < 200; i++)); do
-		mountpoint -q "$MNT" && return 0
-		if [ -n "$DPID" ] && ! alive "$DPID"; then
-			cat "$DLOG" >&2
-			fail "the daemon ended before the mount was ready ($DLOG)"
-		fi
-		sleep 0.1
-	done
-	fail "$MNT not mounted after 20 s"
-}
-
 # shellcheck disable=SC2120
 mount_rw() {
 	NMOUNT=$((NMOUNT + 1))

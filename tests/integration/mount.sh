@@ -36,21 +36,6 @@ cleanup_mount() {
 }
 on_exit cleanup_mount
 
-# Wait (at most 10 s) until $MNT is mounted; fail at once if the daemon
-# ends first.
-wait_mounted() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		mountpoint -q "$MNT" && return 0
-		if [ -n "$DPID" ] && ! alive "$DPID"; then
-			cat "$DLOG" >&2
-			fail "the daemon ended before the mount was ready"
-		fi
-		sleep 0.1
-	done
-	fail "$MNT not mounted after 10 s"
-}
-
 # mount_fg ARGS: the daemon in the foreground (-f), in the background here,
 # stderr in $DLOG. ARGS replace the sample's key and tag options.
 mount_fg() {
