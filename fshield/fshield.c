@@ -97,6 +97,7 @@ struct node {
 	bool cache_dirty;		/* newer than the host and the records */
 	uint64_t last_bad;		/* __atomic: the chunk last logged bad */
 	uint64_t size;			/* logical size; __atomic, read unlocked */
+	int64_t mtime_ns;		/* __atomic; of a write not yet recorded, 0 */
 	uint8_t *plain, *sealed;	/* segment buffers of a write */
 	size_t seg_bytes;
 	pthread_mutex_t pool_lock;	/* contexts of shared readers */
@@ -1024,6 +1025,17 @@ static uint64_t path_ino(const char *path)
 	return h | 1;
 }
 
+/* A protected entry records one time: access, change and modification. */
+static void stat_time(struct stat *st, int64_t ns)
+{
+	st->st_mtim.tv_sec = ns / 1000000000;
+	st->st_mtim.tv_nsec = ns % 1000000000;
+	if (st->st_mtim.tv_nsec < 0) {
+		st->st_mtim.tv_sec--;
+		st->st_mtim.tv_nsec += 1000000000;
+	}
+	st->st_atim = st->st_ctim = st->st_mtim;
+}
 static void entry_stat(const struct where *w, const char *path,
 		       struct stat *st)
 {
@@ -1053,13 +1065,7 @@ static void entry_stat(const struct where *w, const char *path,
 				 ? (blksize_t)w->region->chunk_size
 				 : 4096;
 	st->st_blocks = (blkcnt_t)((e->size + 511) / 512);
-	st->st_mtim.tv_sec = e->mtime_ns / 1000000000;
-	st->st_mtim.tv_nsec = e->mtime_ns % 1000000000;
-	if (st->st_mtim.tv_nsec < 0) {
-		st->st_mtim.tv_sec--;
-		st->st_mtim.tv_nsec += 1000000000;
-	}
-	st->st_atim = st->st_ctim = st->st_mtim;
+	stat_time(st, e->mtime_ns);
 }
 
 static int stat_locked(struct fshield_volume *vol, const char *path,
@@ -1499,14 +1505,24 @@ static int node_size(struct fshield_volume *vol, struct node *n,
 	return 0;
 }
 
-/* The size an open file has beyond its entry (dirty chunk). vol->lock held. */
+/* What an open file has beyond its entry: size and time of a write. */
+static void node_stat(struct node *n, struct stat *st)
+{
+	int64_t t = __atomic_load_n(&n->mtime_ns, __ATOMIC_RELAXED);
+
+	st->st_size = (off_t)size_of(n);
+	st->st_blocks = (blkcnt_t)((size_of(n) + 511) / 512);
+	if (t)
+		stat_time(st, t);
+}
+
+/* The size and time an open file has beyond entry @e. vol->lock held. */
 static void live_size(struct fshield_volume *vol, const struct fspf_entry *e,
 		      struct stat *st)
 {
 	for (struct node *n = vol->nodes; n; n = n->next) {
 		if (n->path && !memcmp(n->id, e->id, FSPF_ID_BYTES)) {
-			st->st_size = (off_t)size_of(n);
-			st->st_blocks = (blkcnt_t)((size_of(n) + 511) / 512);
+			node_stat(n, st);
 			return;
 		}
 	}
@@ -1557,8 +1573,12 @@ static int flush_cache(struct fshield_volume *vol, struct node *n)
 	e = node_entry(vol, n);
 	err = !e ? -EIO : end > e->size ? fspf_entry_resize(e, C, end) : 0;
 	if (!err) {
+		int64_t t = __atomic_exchange_n(&n->mtime_ns, 0,
+						__ATOMIC_RELAXED);
+
 		e->chunks[idx] = rec;
-		e->mtime_ns = now_ns();
+		if (t) /* 0: a time set since the write stands */
+			e->mtime_ns = t;
 		mark_dirty(vol, n->model);
 	}
 	pthread_rwlock_unlock(&vol->lock);
@@ -1884,6 +1904,8 @@ static ssize_t node_write(struct fshield_volume *vol, struct node *n,
 		if (in + len > n->cache_size)
 			n->cache_size = in + len;
 		n->cache_dirty = true;
+		/* The time of the write, not of the flush (cp -p sets one after). */
+		__atomic_store_n(&n->mtime_ns, now_ns(), __ATOMIC_RELAXED);
 		if (off + len > size)
 			set_size(n, off + len);
 		return (ssize_t)len;
@@ -2241,8 +2263,7 @@ EXPORT int fshield_fstat(struct fshield_file *f, struct stat *st)
 		w = (struct where){ f->node->model, f->node->region, e, true,
 				    false };
 		entry_stat(&w, e->path ? e->path : "", st);
-		st->st_size = (off_t)size_of(f->node);
-		st->st_blocks = (blkcnt_t)((size_of(f->node) + 511) / 512);
+		node_stat(f->node, st);
 	} else {
 		err = -EIO;
 	}
@@ -2571,6 +2592,24 @@ out:
 	return change_end(vol, err);
 }
 
+static void set_times(struct fspf_entry *e, const void *arg);
+
+/*
+ * A time set replaces that of the writes before it, still in open files'
+ * caches. vol->lock held for writing.
+ */
+static void times_set(struct fshield_volume *vol, const uint8_t *id,
+		      void (*fn)(struct fspf_entry *, const void *),
+		      const void *arg)
+{
+	if (fn != set_times ||
+	    ((const struct timespec *)arg)[1].tv_nsec == UTIME_OMIT)
+		return;
+	for (struct node *n = vol->nodes; n; n = n->next)
+		if (!memcmp(n->id, id, FSPF_ID_BYTES))
+			__atomic_store_n(&n->mtime_ns, 0, __ATOMIC_RELAXED);
+}
+
 /* Change the attributes of protected entry @path with @fn. */
 static int set_attr(struct fshield_volume *vol, const char *path,
 		    void (*fn)(struct fspf_entry *, const void *),
@@ -2593,8 +2632,41 @@ static int set_attr(struct fshield_volume *vol, const char *path,
 	if (!w.entry)
 		return change_end(vol, -EPERM); /* an embed point: not recorded */
 	fn(w.entry, arg);
+	if (w.entry->type == FSPF_FILE)
+		times_set(vol, w.entry->id, fn, arg);
 	mark_dirty(vol, w.model);
 	return change_end(vol, 0);
+}
+
+/*
+ * Change the attributes of the file open as @f with @fn, whatever its name
+ * now (renamed, or unlinked: then only the open file sees it).
+ */
+static int set_attr_file(struct fshield_file *f,
+			 void (*fn)(struct fspf_entry *, const void *),
+			 const void *arg, int (*fd_fn)(int, const void *))
+{
+	struct fshield_volume *vol = f->vol;
+	struct node *n = f->node;
+	struct fspf_entry *e;
+	int err = 0;
+
+	if (!n)
+		return fd_fn(f->fd, arg);
+	pthread_rwlock_wrlock(&vol->lock);
+	e = node_entry(vol, n);
+	if (!writable(vol) && n->model != vol->eph)
+		err = -EROFS;
+	else if (!e)
+		err = -EIO;
+	if (!err) {
+		fn(e, arg);
+		times_set(vol, n->id, fn, arg);
+		if (n->path)
+			mark_dirty(vol, n->model);
+	}
+	pthread_rwlock_unlock(&vol->lock);
+	return err;
 }
 
 static void set_mode(struct fspf_entry *e, const void *arg)
@@ -2613,6 +2685,16 @@ EXPORT int fshield_chmod(struct fshield_volume *vol, const char *path,
 			 mode_t mode)
 {
 	return set_attr(vol, path, set_mode, &mode, host_chmod);
+}
+
+static int fd_chmod(int fd, const void *arg)
+{
+	return fchmod(fd, *(const mode_t *)arg) < 0 ? -errno : 0;
+}
+
+EXPORT int fshield_fchmod(struct fshield_file *file, mode_t mode)
+{
+	return set_attr_file(file, set_mode, &mode, fd_chmod);
 }
 
 struct owner {
@@ -2645,6 +2727,20 @@ EXPORT int fshield_chown(struct fshield_volume *vol, const char *path,
 	return set_attr(vol, path, set_owner, &o, host_chown);
 }
 
+static int fd_chown(int fd, const void *arg)
+{
+	const struct owner *o = arg;
+
+	return fchown(fd, o->uid, o->gid) < 0 ? -errno : 0;
+}
+
+EXPORT int fshield_fchown(struct fshield_file *file, uid_t uid, gid_t gid)
+{
+	struct owner o = { uid, gid };
+
+	return set_attr_file(file, set_owner, &o, fd_chown);
+}
+
 static void set_times(struct fspf_entry *e, const void *arg)
 {
 	const struct timespec *ts = arg;
@@ -2668,6 +2764,19 @@ EXPORT int fshield_utimens(struct fshield_volume *vol, const char *path,
 
 	return set_attr(vol, path, set_times, times ? times : now,
 			host_utimens);
+}
+
+static int fd_utimens(int fd, const void *arg)
+{
+	return futimens(fd, arg) < 0 ? -errno : 0;
+}
+
+EXPORT int fshield_futimens(struct fshield_file *file,
+			    const struct timespec times[2])
+{
+	struct timespec now[2] = { { 0, UTIME_NOW }, { 0, UTIME_NOW } };
+
+	return set_attr_file(file, set_times, times ? times : now, fd_utimens);
 }
 
 EXPORT int fshield_truncate(struct fshield_volume *vol, const char *path,

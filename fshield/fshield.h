@@ -293,6 +293,16 @@ int fshield_chown(struct fshield_volume *vol, const char *path, uid_t uid,
 int fshield_utimens(struct fshield_volume *vol, const char *path,
 		    const struct timespec times[2]);
 
+/**
+ * fshield_fchmod(), fshield_fchown(), fshield_futimens() - the same for the
+ * file open as @file, whatever its name now: renamed, or unlinked (then
+ * only the open file sees the change).
+ */
+int fshield_fchmod(struct fshield_file *file, mode_t mode);
+int fshield_fchown(struct fshield_file *file, uid_t uid, gid_t gid);
+int fshield_futimens(struct fshield_file *file,
+		     const struct timespec times[2]);
+
 /** fshield_truncate() - fshield_ftruncate() of @path. */
 int fshield_truncate(struct fshield_volume *vol, const char *path,
 		     uint64_t size);

@@ -1776,10 +1776,31 @@ EXPORT int lchown(const char *path, uid_t uid, gid_t gid)
 		    REAL(lchown)(lp, uid, gid));
 }
 
+/*
+ * Attributes by descriptor: a regular file's go to the open file, whatever
+ * its name now (renamed or unlinked since); a directory's by its path.
+ */
+static int pf_chown(struct pfile *pf, uid_t uid, gid_t gid)
+{
+	return pf->file ? fshield_fchown(pf->file, uid, gid)
+			: fshield_chown(g_vol, pf->path, uid, gid);
+}
+
+static int pf_chmod(struct pfile *pf, mode_t mode)
+{
+	return pf->file ? fshield_fchmod(pf->file, mode)
+			: fshield_chmod(g_vol, pf->path, mode);
+}
+
+static int pf_utimens(struct pfile *pf, const struct timespec t[2])
+{
+	return pf->file ? fshield_futimens(pf->file, t)
+			: fshield_utimens(g_vol, pf->path, t);
+}
+
 EXPORT int fchown(int fd, uid_t uid, gid_t gid)
 {
-	CHANGE_FD(fd, fshield_chown(g_vol, pf->path, uid, gid),
-		  REAL(fchown)(fd, uid, gid));
+	CHANGE_FD(fd, pf_chown(pf, uid, gid), REAL(fchown)(fd, uid, gid));
 }
 
 EXPORT int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid,
@@ -1794,13 +1815,12 @@ EXPORT int fchownat(int dirfd, const char *path, uid_t uid, gid_t gid,
 
 EXPORT int fchmod(int fd, mode_t mode)
 {
-	CHANGE_FD(fd, fshield_chmod(g_vol, pf->path, mode & 07777),
-		  REAL(fchmod)(fd, mode));
+	CHANGE_FD(fd, pf_chmod(pf, mode & 07777), REAL(fchmod)(fd, mode));
 }
 
 EXPORT int futimens(int fd, const struct timespec t[2])
 {
-	CHANGE_FD(fd, fshield_utimens(g_vol, pf->path, t), REAL(futimens)(fd, t));
+	CHANGE_FD(fd, pf_utimens(pf, t), REAL(futimens)(fd, t));
 }
 
 EXPORT int utimensat(int dirfd, const char *path, const struct timespec t[2],
@@ -1846,8 +1866,7 @@ EXPORT int futimes(int fd, const struct timeval tv[2])
 {
 	struct timespec ts[2];
 
-	CHANGE_FD(fd, fshield_utimens(g_vol, pf->path, timespecs(tv, ts)),
-		  REAL(futimes)(fd, tv));
+	CHANGE_FD(fd, pf_utimens(pf, timespecs(tv, ts)), REAL(futimes)(fd, tv));
 }
 
 /* As on a descriptor opened read-only: EINVAL. */

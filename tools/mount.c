@@ -118,23 +118,47 @@ static struct open_file *hidden_file(struct mount_ctx *mc, const char *path)
 	return NULL;
 }
 
-static int fs_getattr(const char *path, struct stat *st,
-		      struct fuse_file_info *fi)
+/*
+ * The open file a request is about: its handle's or, without one, the file
+ * known by hidden name @path, with mc->lock held (*locked) until by_done().
+ * NULL: the request goes by path.
+ */
+static struct fshield_file *by_file(const char *path, struct fuse_file_info *fi,
+				    bool *locked)
 {
 	struct mount_ctx *mc = ctx();
 	struct open_file *of;
-	int err = -ENOENT;
 
+	*locked = false;
 	if (fi)
-		return fshield_fstat(file_of(fi), st);
+		return file_of(fi);
 	if (!is_hidden(path))
-		return fshield_stat(mc->vol, path, st);
+		return NULL;
 	pthread_mutex_lock(&mc->lock);
 	of = hidden_file(mc, path);
-	if (of)
-		err = fshield_fstat(of->file, st);
+	if (of) {
+		*locked = true;
+		return of->file;
+	}
 	pthread_mutex_unlock(&mc->lock);
-	return err == -ENOENT ? fshield_stat(mc->vol, path, st) : err;
+	return NULL;
+}
+
+static int by_done(bool locked, int err)
+{
+	if (locked)
+		pthread_mutex_unlock(&ctx()->lock);
+	return err;
+}
+
+static int fs_getattr(const char *path, struct stat *st,
+		      struct fuse_file_info *fi)
+{
+	bool locked;
+	struct fshield_file *f = by_file(path, fi, &locked);
+
+	return by_done(locked, f ? fshield_fstat(f, st)
+				 : fshield_stat(ctx()->vol, path, st));
 }
 
 struct fill {
@@ -255,11 +279,15 @@ static int fs_fsyncdir(const char *path, int datasync,
 
 static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
+	bool locked;
+	struct fshield_file *f;
+
 	if (size < 0)
 		return -EINVAL;
-	if (fi)
-		return fshield_ftruncate(file_of(fi), (uint64_t)size);
-	return fshield_truncate(ctx()->vol, path, (uint64_t)size);
+	f = by_file(path, fi, &locked);
+	return by_done(locked,
+		       f ? fshield_ftruncate(f, (uint64_t)size)
+			 : fshield_truncate(ctx()->vol, path, (uint64_t)size));
 }
 
 static int fs_mkdir(const char *path, mode_t mode)
@@ -342,36 +370,53 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 						      : 0);
 	if (err)
 		return err;
+	/* The names below a renamed directory follow, hidden ones too. */
 	pthread_mutex_lock(&mc->lock);
 	for (of = mc->files.next; of != &mc->files; of = of->next) {
-		char *moved;
+		char **name = of->hidden ? &of->hidden : &of->path, *moved;
 
-		if (of->hidden || !below(from, of->path, &rest))
+		if (!below(from, *name, &rest))
 			continue;
 		if (asprintf(&moved, "%s%s", to, rest) >= 0) {
-			free(of->path);
-			of->path = moved;
+			free(*name);
+			*name = moved;
 		}
 	}
 	pthread_mutex_unlock(&mc->lock);
 	return 0;
 }
 
+/*
+ * Attributes go to the open file when the kernel names one (a handle or a
+ * hidden name): fchmod(2) and futimens(2) of a file unlinked while open.
+ */
 static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	return fshield_chmod(ctx()->vol, path, mode);
+	bool locked;
+	struct fshield_file *f = by_file(path, fi, &locked);
+
+	return by_done(locked, f ? fshield_fchmod(f, mode)
+				 : fshield_chmod(ctx()->vol, path, mode));
 }
 
 static int fs_chown(const char *path, uid_t uid, gid_t gid,
 		    struct fuse_file_info *fi)
 {
-	return fshield_chown(ctx()->vol, path, uid, gid);
+	bool locked;
+	struct fshield_file *f = by_file(path, fi, &locked);
+
+	return by_done(locked, f ? fshield_fchown(f, uid, gid)
+				 : fshield_chown(ctx()->vol, path, uid, gid));
 }
 
 static int fs_utimens(const char *path, const struct timespec tv[2],
 		      struct fuse_file_info *fi)
 {
-	return fshield_utimens(ctx()->vol, path, tv);
+	bool locked;
+	struct fshield_file *f = by_file(path, fi, &locked);
+
+	return by_done(locked, f ? fshield_futimens(f, tv)
+				 : fshield_utimens(ctx()->vol, path, tv));
 }
 
 /*

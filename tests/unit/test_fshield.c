@@ -435,6 +435,79 @@ static void test_attributes(void)
 	fshield_volume_close(vol);
 }
 
+/*
+ * Attributes of open files: a time set after a small write (still in the
+ * write-back cache) stands when the chunk is flushed (cp -p), and
+ * fchmod/fchown/futimens reach a file renamed or unlinked while open.
+ */
+static void test_attributes_of_open_files(void)
+{
+	struct timespec ts[2] = { { 0, UTIME_OMIT }, { 1000000000, 7 } };
+	struct timespec omit[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+	struct fshield_volume *vol;
+	struct fshield_file *f, *g;
+	struct stat st;
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&vol), 0);
+	REQUIRE_INT(fshield_open(vol, "/auth/p", O_WRONLY | O_CREAT, 0600, &f),
+		    0);
+	CHECK_INT(fshield_pwrite(f, "small", 5, 0), 5);
+	CHECK_INT(fshield_futimens(f, ts), 0);
+	CHECK_INT(fshield_fstat(f, &st), 0);
+	CHECK_INT(st.st_mtim.tv_sec, 1000000000);
+	CHECK_INT(fshield_close(f), 0);
+	CHECK_INT(fshield_stat(vol, "/auth/p", &st), 0);
+	CHECK_INT(st.st_mtim.tv_sec, 1000000000);
+	CHECK_INT(st.st_mtim.tv_nsec, 7);
+	/* A write's own time shows before its flush; OMIT keeps it. */
+	REQUIRE_INT(fshield_open(vol, "/auth/p", O_WRONLY, 0, &f), 0);
+	CHECK_INT(fshield_pwrite(f, "S", 1, 0), 1);
+	CHECK_INT(fshield_futimens(f, omit), 0);
+	CHECK_INT(fshield_stat(vol, "/auth/p", &st), 0);
+	CHECK(st.st_mtim.tv_sec > 1000000000);
+	CHECK_INT(fshield_close(f), 0);
+	CHECK_INT(fshield_stat(vol, "/auth/p", &st), 0);
+	CHECK(st.st_mtim.tv_sec > 1000000000);
+	/* By path, with the write still cached in another open file. */
+	REQUIRE_INT(fshield_open(vol, "/auth/p", O_WRONLY, 0, &f), 0);
+	CHECK_INT(fshield_pwrite(f, "s", 1, 0), 1);
+	CHECK_INT(fshield_utimens(vol, "/auth/p", ts), 0);
+	CHECK_INT(fshield_close(f), 0);
+	CHECK_INT(fshield_stat(vol, "/auth/p", &st), 0);
+	CHECK_INT(st.st_mtim.tv_sec, 1000000000);
+	/* Renamed, then a new file at the old name: fchmod finds the first. */
+	REQUIRE_INT(fshield_open(vol, "/enc/q", O_RDWR | O_CREAT, 0600, &f), 0);
+	CHECK_INT(fshield_rename(vol, "/enc/q", "/enc/r", 0), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/q", O_RDWR | O_CREAT, 0600, &g), 0);
+	CHECK_INT(fshield_fchmod(f, 0640), 0);
+	CHECK_INT(fshield_fchown(f, 4321, (gid_t)-1), 0);
+	CHECK_INT(fshield_stat(vol, "/enc/r", &st), 0);
+	CHECK_INT(st.st_mode, S_IFREG | 0640);
+	CHECK_INT(st.st_uid, 4321);
+	CHECK_INT(fshield_stat(vol, "/enc/q", &st), 0);
+	CHECK_INT(st.st_mode, S_IFREG | 0600);
+	/* Unlinked: the open file sees its change, nothing else does. */
+	CHECK_INT(fshield_unlink(vol, "/enc/r"), 0);
+	CHECK_INT(fshield_fchmod(f, 0604), 0);
+	CHECK_INT(fshield_futimens(f, ts), 0);
+	CHECK_INT(fshield_fstat(f, &st), 0);
+	CHECK_INT(st.st_mode, S_IFREG | 0604);
+	CHECK_INT(st.st_mtim.tv_sec, 1000000000);
+	CHECK_INT(fshield_stat(vol, "/enc/r", &st), -ENOENT);
+	CHECK_INT(fshield_fstat(g, &st), 0);
+	CHECK_INT(st.st_mode, S_IFREG | 0600);
+	CHECK_INT(fshield_close(f), 0);
+	CHECK_INT(fshield_close(g), 0);
+	CHECK_INT(close_commit(vol), 0);
+	/* A read-only volume refuses, by path or not. */
+	REQUIRE_INT(open_vol(0, g_tag, &vol), 0);
+	REQUIRE_INT(fshield_open(vol, "/enc/q", O_RDONLY, 0, &f), 0);
+	CHECK_INT(fshield_fchmod(f, 0666), -EROFS);
+	CHECK_INT(fshield_close(f), 0);
+	fshield_volume_close(vol);
+}
+
 static void test_tamper_after_write(void)
 {
 	struct fshield_volume *vol;
@@ -822,6 +895,7 @@ int main(void)
 	TAP_RUN(test_open_files_follow);
 	TAP_RUN(test_namespace_errors);
 	TAP_RUN(test_attributes);
+	TAP_RUN(test_attributes_of_open_files);
 	TAP_RUN(test_tamper_after_write);
 	TAP_RUN(test_write_back);
 	TAP_RUN(test_ephemeral);
