@@ -1083,6 +1083,8 @@ class DiffTest:
             op['path'] = any_path()
             op['atime'] = 1_500_000_000 + rng.randrange(10**8)
             op['mtime'] = 1_500_000_000 + rng.randrange(10**8)
+            if 'utime-open' in self.args.avoid and self.held_set([op['path']]):
+                op = {'op': 'read', 'path': op['path'], 'off': 0, 'len': 65536}
         return op
 
     # -- applying one operation to both sides
@@ -1681,7 +1683,8 @@ def main():
                     'sequence for the same seed): unlink-open (never unlink or rename '
                     'over a file held open), pinned (never try to remove, rename or '
                     'change an embed point or a directory above one), utime-open '
-                    '(never set times through a descriptor, as cp -p does)')
+                    '(never set times of a file held open: through the descriptor, '
+                    'as cp -p does, or by its name)')
     ap.add_argument('--replay', metavar='LOG')
     ap.add_argument('--minimize', action='store_true')
     # Self-tests of the harness: a difference in the reference at step STEP;
