@@ -90,6 +90,12 @@ SCENARIOS = {
     'mixed': [('/', 'n', None), ('/enc', 'e', 4096), ('/auth', 'a', 512),
               ('/deep/sec', 'e', 512)],
 }
+# FUSE options per scenario: the mixed tree is mounted without the kernel's
+# attribute and name caches, so that every comparison sees the daemon's
+# answer; the others with the defaults a user gets (what the kernel caches
+# must be right too).
+NO_CACHE = 'attr_timeout=0,entry_timeout=0,negative_timeout=0'
+FUSE_OPTS = {'mixed': NO_CACHE}
 PROT_FLAG = {'e': '--encrypted', 'a': '--authenticated', 'n': '--not-protected'}
 
 NAMES = ['a', 'b', 'c', 'data.bin', 'log', 'x1', 'x2', 'notes.txt',
@@ -178,6 +184,19 @@ def _create(base, op):
         os.close(fd)
 
 
+def _copyp(base, op):
+    """What cp -p does: create or truncate, write, set the times through the
+    descriptor, close."""
+    fd = os.open(join(base, op['path']), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                 op['mode'])
+    try:
+        n = os.write(fd, op_data(op))
+        os.utime(fd, ns=(op['atime'] * 10**9, op['mtime'] * 10**9))
+        return n
+    finally:
+        os.close(fd)
+
+
 def _truncate(base, op):
     p = join(base, op['path'])
     if op.get('via') == 'fd':
@@ -233,16 +252,17 @@ def _utime(base, op):
              ns=(op['atime'] * 10**9, op['mtime'] * 10**9))
 
 
-OPS = {'write': _write, 'read': _read, 'create': _create,
+OPS = {'write': _write, 'read': _read, 'create': _create, 'copyp': _copyp,
        'truncate': _truncate, 'fsync': _fsync, 'rename': _rename,
        'unlink': _unlink, 'mkdir': _mkdir, 'rmdir': _rmdir,
        'symlink': _symlink, 'chmod': _chmod, 'utime': _utime}
 # Operations on files held open across steps (one descriptor per side in
 # each of HELD_SLOTS slots): writes to a file renamed or unlinked meanwhile.
-HELD = {'hopen', 'hwrite', 'hread', 'htrunc', 'hfsync', 'hclose'}
+HELD = {'hopen', 'hwrite', 'hread', 'htrunc', 'hfsync', 'hutime', 'hchmod',
+        'hclose'}
 HELD_SLOTS = 3
-MUTATING = {'write', 'create', 'truncate', 'fsync', 'rename', 'unlink',
-            'mkdir', 'rmdir', 'symlink', 'chmod', 'utime'}
+MUTATING = {'write', 'create', 'copyp', 'truncate', 'fsync', 'rename',
+            'unlink', 'mkdir', 'rmdir', 'symlink', 'chmod', 'utime'}
 
 
 def run_op(base, op):
@@ -297,6 +317,8 @@ class DiffTest:
         # The fspf's promises (tags, commits, host files) are checked only
         # on the read-write mount itself.
         self.fspf_checks = not self.readonly and not self.selftest
+        self.fuse_opts = (args.fuse_opts if args.fuse_opts is not None
+                          else FUSE_OPTS.get(scenario, ''))
         self.rng = random.Random('ops-%d' % seed)
         self.log = []                 # one entry per operation
         self.step = 0
@@ -504,6 +526,8 @@ class DiffTest:
         argv = [self.bin, 'mount', self.fspf, self.mnt, '--root', self.root,
                 '-f', '--key-file', self.key]
         argv += extra if extra is not None else ['--tag-file', self.tagf]
+        if self.fuse_opts:
+            argv += ['-o', self.fuse_opts]
         if not self.readonly:
             argv.append('--rw')
         if self.selftest == 'gocryptfs':
@@ -842,15 +866,18 @@ class DiffTest:
         files, dirs, links = self.entries()
         free_dirs = [d for d in dirs if d not in self.pinned and d != '/']
         nodes = files + links + free_dirs
-        ops = [('write', 26), ('read', 8), ('create', 10), ('truncate', 10),
+        ops = [('write', 26), ('read', 8), ('create', 10), ('copyp', 2), ('truncate', 10),
                ('rename', 10), ('unlink', 5), ('mkdir', 5), ('rmdir', 4),
                ('symlink', 3), ('chmod', 3), ('utime', 3), ('fsync', 5),
                ('remount', 0.7), ('hopen', 3), ('hwrite', 6), ('hread', 2),
-               ('htrunc', 2), ('hfsync', 1.5), ('hclose', 2)]
+               ('htrunc', 2), ('hfsync', 1.5), ('hutime', 1.5), ('hchmod', 0.5),
+               ('hclose', 2)]
         if self.readonly:
             ops = [('read', 30), ('remount', 1)]
         kinds, weights = zip(*ops)
         kind = rng.choices(kinds, weights)[0]
+        if 'utime-open' in self.args.avoid and kind in ('copyp', 'hutime'):
+            kind = 'write'
         if len(files) > 45 and kind in ('create', 'mkdir', 'symlink'):
             kind = 'unlink'
         if not files and kind in ('write', 'read', 'truncate', 'fsync'):
@@ -916,6 +943,11 @@ class DiffTest:
                                      rng.randint(1, 8) * cs + rng.randint(-2, 2)])
         elif kind == 'hfsync':
             op['datasync'] = rng.random() < 0.3
+        elif kind == 'hutime':
+            op['atime'] = 1_500_000_000 + rng.randrange(10**8)
+            op['mtime'] = 1_500_000_000 + rng.randrange(10**8)
+        elif kind == 'hchmod':
+            op['mode'] = rng.choice([0o644, 0o600, 0o755, 0o640])
         elif kind == 'write':
             op['path'] = any_path()
             op['off'], op['len'] = offset_len(op['path'])
@@ -945,6 +977,14 @@ class DiffTest:
             if rng.random() < 0.6:
                 op['len'] = rng.randint(1, 3 * self.chunk_of(op['path']))
                 op['dseed'] = rng.getrandbits(32)
+        elif kind == 'copyp':
+            op['path'] = (new_name(NAMES)[0] if rng.random() < 0.5 or not files
+                          else rng.choice(files))
+            op['mode'] = rng.choice([0o644, 0o600, 0o755])
+            op['len'] = rng.choice([1, rng.randint(1, 64), rng.randint(1, 3 * self.chunk_of(op['path']))])
+            op['dseed'] = rng.getrandbits(32)
+            op['atime'] = 1_500_000_000 + rng.randrange(10**8)
+            op['mtime'] = 1_500_000_000 + rng.randrange(10**8)
         elif kind == 'truncate':
             op['path'] = any_path()
             cs, mx = self.chunk_of(op['path']), self.max_size(op['path'])
@@ -1043,6 +1083,8 @@ class DiffTest:
             op['path'] = any_path()
             op['atime'] = 1_500_000_000 + rng.randrange(10**8)
             op['mtime'] = 1_500_000_000 + rng.randrange(10**8)
+            if 'utime-open' in self.args.avoid and self.held_set([op['path']]):
+                op = {'op': 'read', 'path': op['path'], 'off': 0, 'len': 65536}
         return op
 
     # -- applying one operation to both sides
@@ -1061,6 +1103,8 @@ class DiffTest:
             if h is None:
                 return ('noslot', None)
             fd = h[side]
+            if kind in ('hutime', 'hchmod') and stat.S_ISDIR(os.fstat(h[0]).st_mode):
+                return ('dir', None)    # directories: chmod and utime by path
             if kind == 'hwrite':
                 return ('ok', os.pwrite(fd, op_data(op), op['off']))
             if kind == 'hread':
@@ -1069,6 +1113,10 @@ class DiffTest:
                 os.ftruncate(fd, op['size'])
             elif kind == 'hfsync':
                 (os.fdatasync if op.get('datasync') else os.fsync)(fd)
+            elif kind == 'hutime':        # futimens, as cp -p does before close
+                os.utime(fd, ns=(op['atime'] * 10**9, op['mtime'] * 10**9))
+            elif kind == 'hchmod':
+                os.chmod(fd, op['mode'])
             elif kind == 'hclose':
                 h[side] = None
                 os.close(fd)
@@ -1120,7 +1168,8 @@ class DiffTest:
             self.expect_tag_unchanged()
         mnt = run_op(self.mnt, op)
         entry['ref'], entry['mnt'] = ref, mnt
-        if kind == 'rename' and self.region_of(op['src']) != self.region_of(op['dst']):
+        if (kind == 'rename' and not self.selftest
+                and self.region_of(op['src']) != self.region_of(op['dst'])):
             # A rename must stay in its region: EXDEV (as for a rename
             # across mounts; mv copies then). What the kernel checks before
             # asking the file system fails as on the reference.
@@ -1149,7 +1198,7 @@ class DiffTest:
                                kind, fmt_res(ref), fmt_res(mnt)))
         if ref[0] == 'ok' and kind in MUTATING:
             self.track(op)
-            self.note_changes(before, kind == 'utime')
+            self.note_changes(before, kind in ('utime', 'copyp'))
         if kind == 'fsync' and self.fspf_checks and mnt[0] == 'ok':
             tag = self.check_tag_file(None, 'after an fsync')
             self.commit(tag)
@@ -1158,7 +1207,8 @@ class DiffTest:
     def backup_dst(self, op):
         """Before a rename across regions on the reference: how to put back
         what it replaces, should the mount refuse it (EXDEV)."""
-        if op['op'] != 'rename' or self.region_of(op['src']) == self.region_of(op['dst']):
+        if (op['op'] != 'rename' or self.selftest
+                or self.region_of(op['src']) == self.region_of(op['dst'])):
             return None
         d = join(self.ref, op['dst'])
         try:
@@ -1182,6 +1232,8 @@ class DiffTest:
     def pinned_target(self, op):
         """Whether @op would remove, rename or change an embed point or a
         directory above one (the root included)."""
+        if self.selftest:
+            return False    # a plain tree has no regions
         kind = op['op']
         if kind == 'rename':
             return op['src'] in self.pinned or op['dst'] in self.pinned
@@ -1235,7 +1287,8 @@ class DiffTest:
             self.close_held(slot)
         if kind == 'hfsync' and self.fspf_checks:
             self.expect_tag_unchanged()
-        before = self.snapshot(self.held_paths(slot)) if kind in ('hwrite', 'htrunc') else {}
+        before = (self.snapshot(self.held_paths(slot))
+                  if kind in ('hwrite', 'htrunc', 'hutime', 'hchmod') else {})
         ref = self.run_held(0, op)
         mnt = self.run_held(1, op)
         if kind == 'hopen':
@@ -1257,11 +1310,15 @@ class DiffTest:
                                    describe_diff(ref[1], mnt[1], 512, op['off'])))
             raise Mismatch('errno', '%s: reference %s, mount %s' % (
                 kind, fmt_res(ref), fmt_res(mnt)))
-        if ref[0] != 'ok' or kind not in ('hwrite', 'htrunc', 'hfsync'):
+        if ref[0] != 'ok' or kind not in ('hwrite', 'htrunc', 'hfsync', 'hutime', 'hchmod'):
             return
+        if kind == 'hutime':
+            st = os.fstat(self.held[slot][0])
+            if stat.S_ISREG(st.st_mode):
+                self.mtimes[(st.st_dev, st.st_ino)] = st.st_mtime_ns
         paths = self.held_paths(slot)
         if kind != 'hfsync':
-            self.note_changes(before)
+            self.note_changes(before, kind == 'hutime')
         if kind == 'hfsync' and self.fspf_checks:
             self.commit(self.check_tag_file(None, 'after an fsync'))
         for p in paths:
@@ -1330,7 +1387,7 @@ class DiffTest:
     def track(self, op):
         """Bookkeeping after a successful mutation: the mtimes set by utime
         (see self.mtimes)."""
-        if op['op'] == 'utime':
+        if op['op'] in ('utime', 'copyp'):
             st = os.stat(join(self.ref, op['path']))
             if stat.S_ISREG(st.st_mode):
                 self.mtimes[(st.st_dev, st.st_ino)] = st.st_mtime_ns
@@ -1614,6 +1671,9 @@ def main():
                     default=os.environ.get('DIFFTEST_KEEP') == '1')
     ap.add_argument('--log-dir')
     ap.add_argument('--readonly', action='store_true')
+    ap.add_argument('--fuse-opts', default=os.environ.get('DIFFTEST_FUSE_OPTS'),
+                    metavar='OPTS', help='-o for the mount (default: %s for mixed, '
+                    'none for the others; "" for none)' % NO_CACHE)
     ap.add_argument('--full-every', type=int, default=FULL_EVERY, metavar='N',
                     help='compare the whole tree every N steps (default %d; 1 to '
                     'find the step that broke it)' % FULL_EVERY)
@@ -1622,7 +1682,9 @@ def main():
                     help='steer clear of a known failure, to look past it (another '
                     'sequence for the same seed): unlink-open (never unlink or rename '
                     'over a file held open), pinned (never try to remove, rename or '
-                    'change an embed point or a directory above one)')
+                    'change an embed point or a directory above one), utime-open '
+                    '(never set times of a file held open: through the descriptor, '
+                    'as cp -p does, or by its name)')
     ap.add_argument('--replay', metavar='LOG')
     ap.add_argument('--minimize', action='store_true')
     # Self-tests of the harness: a difference in the reference at step STEP;
@@ -1639,8 +1701,9 @@ def main():
         return 2
     args.bin = os.path.abspath(args.bin)
     args.avoid = {a for a in args.avoid.split(',') if a}
-    if args.avoid - {'unlink-open', 'pinned'}:
-        print('difftest: --avoid takes unlink-open and pinned', file=sys.stderr)
+    if args.avoid - {'unlink-open', 'pinned', 'utime-open'}:
+        print('difftest: --avoid takes unlink-open, pinned and utime-open',
+              file=sys.stderr)
         return 2
     if args.minimize and not args.replay:
         print('difftest: --minimize needs --replay LOG', file=sys.stderr)
