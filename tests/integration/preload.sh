@@ -652,7 +652,9 @@ print("python ok")'
 		printf '%s\n' /app /app/conf /app/conf/config.yaml \
 			/app/conf/secret.txt /app/copied.bin /app/current \
 			/app/data.bin /app/dir /app/dir/moved.txt /app/dir/raw.bin \
-			/app/empty /app/link /app/py /app/py.txt /app/py/data.txt \
+			/app/empty /app/js /app/js/data.txt /app/js/helper.js \
+			/app/js/main.js /app/lib /app/lib/answer.so \
+			/app/lib/libanswer.so /app/link /app/py /app/py.txt /app/py/data.txt \
 			/app/py/helper.py /app/py/late.txt /app/py/main.py \
 			first second third first second third 'from Python' appended
 		echo "/app/dir/moved.txt 19 600"
