@@ -30,6 +30,7 @@ int g_ready;
 bool g_mutable;
 bool g_strict;
 bool g_forked;
+int g_dlopen_mode;
 __thread int t_depth __attribute__((tls_model("initial-exec")));
 
 static int g_log_level;
@@ -235,6 +236,22 @@ static const char *read_tag(uint8_t tag[FSHIELD_TAG_BYTES], unsigned *flags)
 	return NULL;
 }
 
+/* SCONE_ALLOW_DLOPEN: unset, empty or 0, 1, or 2 (fshield-preload(8)). */
+static const char *read_dlopen_mode(int *mode)
+{
+	const char *v = env("SCONE_ALLOW_DLOPEN");
+
+	if (!v || !strcmp(v, "0"))
+		*mode = 0;
+	else if (!strcmp(v, "1"))
+		*mode = 1;
+	else if (!strcmp(v, "2"))
+		*mode = 2;
+	else
+		return "SCONE_ALLOW_DLOPEN must be 0, 1 or 2";
+	return NULL;
+}
+
 static void log_setup(void)
 {
 	const char *level = env("SCONE_LOG");
@@ -391,6 +408,8 @@ static void init_once(void)
 		    strcmp(env("SCONE_FSPF_MUTABLE"), "0");
 	g_strict = env("SCONE_FSPF_STRICT") &&
 		   strcmp(env("SCONE_FSPF_STRICT"), "0");
+	if (!why)
+		why = read_dlopen_mode(&g_dlopen_mode);
 	if (!why && g_mutable) {
 		cfg.flags |= FSHIELD_WRITABLE;
 		cfg.tag_path = env("SCONE_FSPF_TAG_FILE");
@@ -418,6 +437,9 @@ static void init_once(void)
 	plog(FSHIELD_LOG_INFO, "shielding %s with '%s'%s%s",
 	     program_invocation_short_name, cfg.fspf_path,
 	     cfg.root ? "" : " (root /)", g_mutable ? ", writable" : "");
+	if (g_dlopen_mode == 2)
+		plog(FSHIELD_LOG_WARNING,
+		     "SCONE_ALLOW_DLOPEN=2: any library may be loaded, protected or not (debug only)");
 	g_vol = vol;
 	t_depth--;
 }

@@ -3,7 +3,8 @@
  * libfshield-preload internals: the state shared by its files (preload.c:
  * start-up, logging, the table of protected descriptors; preload_path.c:
  * path resolution and the current directory; preload_io.c: descriptors and
- * paths; preload_dir.c: directory streams; preload_stdio.c: stdio streams).
+ * paths; preload_dir.c: directory streams; preload_stdio.c: stdio streams;
+ * preload_dl.c: dlopen() and SCONE_ALLOW_DLOPEN).
  *
  * Built without _FILE_OFFSET_BITS=64 so that every libc name (open and
  * open64, stat and stat64, ...) can be defined as itself; on the LP64
@@ -17,6 +18,7 @@
 #endif
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -195,7 +197,10 @@ _Static_assert(sizeof(struct dirent) == sizeof(struct dirent64),
 	X(FILE *, fopen64, (const char *, const char *))                     \
 	X(FILE *, fdopen, (int, const char *))                               \
 	X(FILE *, freopen, (const char *, const char *, FILE *))             \
-	X(FILE *, freopen64, (const char *, const char *, FILE *))
+	X(FILE *, freopen64, (const char *, const char *, FILE *))           \
+	X(void *, dlopen, (const char *, int))                               \
+	X(void *, dlmopen, (Lmid_t, const char *, int))                      \
+	X(long, syscall, (long, ...))
 
 #define REAL_FIELD(ret, name, params) ret(*name) params;
 struct real_fns {
@@ -250,6 +255,8 @@ extern struct fshield_volume *g_vol;
 extern bool g_mutable;
 extern bool g_strict;
 extern bool g_forked;
+/* SCONE_ALLOW_DLOPEN: 0 (unset), 1 or 2 (preload_dl.c). */
+extern int g_dlopen_mode;
 
 /* True when this process may change protected files. */
 static inline bool shield_writes(void)

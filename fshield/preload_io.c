@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/xattr.h>
@@ -1200,6 +1201,37 @@ EXPORT int statx(int dirfd, const char *path, int flags, unsigned int mask,
 	if (!r)
 		statx_of(&st, stx);
 	return r;
+}
+
+/*
+ * syscall(2), the C library's function, as libuv (node) uses it: statx is
+ * routed to the shield (libuv asks for it this way rather than through
+ * statx(3)), and io_uring_setup fails with ENOSYS, as on a kernel without
+ * io_uring: the kernel would do the ring's opens and reads on the host's
+ * files behind the shield's back (node with UV_USE_IO_URING=1 read the
+ * ciphertext of an encrypted file that way); libuv then does them on its
+ * thread pool, through the C library. Every other number goes to the
+ * kernel as the program asked. System calls made without this function
+ * (inline, as liburing makes them) are not seen.
+ */
+EXPORT long syscall(long number, ...)
+{
+	long a[6];
+	va_list ap;
+
+	/* Six arguments whatever the number: the x86-64 and AArch64 ABIs allow it. */
+	va_start(ap, number);
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (number == SYS_statx && shield_on())
+		return statx((int)a[0], (const char *)a[1], (int)a[2],
+			     (unsigned int)a[3], (struct statx *)a[4]);
+	if (number == SYS_io_uring_setup && shield_on()) {
+		plog(FSHIELD_LOG_INFO, "io_uring_setup refused (ENOSYS): the shield cannot see a ring's file operations");
+		return fail_with(-ENOSYS);
+	}
+	return REAL(syscall)(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 /* ---- access ---- */

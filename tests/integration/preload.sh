@@ -20,6 +20,12 @@ set -euo pipefail
 : "${FSHIELD_PRELOAD:?set FSHIELD_PRELOAD to libfshield-preload.so}"
 [ -f "$FSHIELD_PRELOAD" ] || fail "no preload library at $FSHIELD_PRELOAD"
 PYTHON=/usr/bin/python3 # Debian's, whatever PATH says
+[ -x "$PYTHON" ] || PYTHON=$(command -v python3) || fail "no python3"
+# Its C extension modules (mmap, _ctypes, ...): protected as an
+# authenticated region of the sample, and loaded from there under
+# SCONE_ALLOW_DLOPEN=1 (without it, no library loads after start).
+DYNLOAD=$("$PYTHON" -c 'import os, _ctypes; print(os.path.dirname(_ctypes.__file__))')
+[[ $DYNLOAD == /* ]] || fail "cannot find the extension modules of $PYTHON"
 
 PRELOAD_LIBS=$FSHIELD_PRELOAD
 SAN_ENV=()
@@ -37,12 +43,19 @@ fi
 #                 empty, conf/config.yaml,
 #                 current -> data.bin, py/main.py importing py/helper.py
 #                 and reading py/data.txt
-#   region /conf  authenticated, kernel /conf: settings.ini, big.bin
+#                 lib/libanswer.so (a shared library whose fshield_answer()
+#                 returns 4242), lib/answer.so (the same, for python's import),
+#                 js/main.js requiring js/helper.js and reading js/data.txt
+#   region /conf  authenticated, kernel /conf: settings.ini, big.bin,
+#                 lib/libauth.so (fshield_answer() returns 4343)
+#   region $DYNLOAD  authenticated, kernel $DYNLOAD: python's C extension
+#                 modules, a plain copy of them in $ROOT$DYNLOAD
+# and outside the regions $W/host/libhost.so (fshield_answer(): 4444).
 # $FSPF is at its second state ($TAG): a file was added (py/late.txt)
 # after $FSPF.v1 ($TAG1) was sealed; copying $FSPF.v1 back is a rollback.
 make_preload_sample() {
 	make_sample_source
-	mkdir -p "$SRC/app/py" "$SRC/conf" "$ROOT" "$W/late"
+	mkdir -p "$SRC/app/py" "$SRC/conf" "$ROOT$DYNLOAD" "$W/late"
 	cat >"$SRC/app/py/main.py" <<'EOF'
 import sys
 sys.dont_write_bytecode = True
@@ -55,6 +68,7 @@ EOF
 	echo "level=debug" >"$SRC/conf/settings.ini"
 	make_chunked "$SRC/conf/big.bin" big "$BIG_SIZE"
 	echo "added later" >"$W/late/late.txt"
+	make_libraries
 	{
 		fspf create "$FSPF"
 		fspf addr "$FSPF" / --kernel / --not-protected
@@ -62,6 +76,8 @@ EOF
 		fspf addf "$FSPF" /app "$SRC/app" "$ROOT/app"
 		fspf addr "$FSPF" /conf --authenticated --kernel /conf
 		fspf addf "$FSPF" /conf "$SRC/conf" "$ROOT/conf"
+		fspf addr "$FSPF" "$DYNLOAD" --authenticated --kernel "$DYNLOAD"
+		fspf addf "$FSPF" "$DYNLOAD" "$DYNLOAD" "$ROOT$DYNLOAD"
 		fspf encrypt "$FSPF" --key-file "$KEY"
 	} >"$W/build.log" 2>"$W/build.err" || {
 		cat "$W/build.log" "$W/build.err" >&2
@@ -79,6 +95,32 @@ EOF
 	cmp -s "$SRC/app/data.bin" "$ROOT/app/data.bin" &&
 		fail "the encrypted region holds plaintext"
 	return 0
+}
+
+# The shared libraries and node scripts of the sample.
+make_libraries() {
+	mkdir -p "$SRC/app/lib" "$SRC/conf/lib" "$SRC/app/js" "$W/host"
+	printf 'int fshield_answer(void) { return ANSWER; }\n' >"$W/answer.c"
+	cc -shared -fPIC -DANSWER=4242 -o "$SRC/app/lib/libanswer.so" "$W/answer.c" &&
+		cc -shared -fPIC -DANSWER=4343 -o "$SRC/conf/lib/libauth.so" "$W/answer.c" &&
+		cc -shared -fPIC -DANSWER=4444 -o "$W/host/libhost.so" "$W/answer.c" ||
+		fail "cannot build the test libraries (cc; scripts/deps.sh installs gcc)"
+	cp "$SRC/app/lib/libanswer.so" "$SRC/app/lib/answer.so"
+	cat >"$SRC/app/js/main.js" <<'EOF'
+const fs = require("fs");
+const helper = require("./helper");
+console.log(helper.greet(fs.readFileSync("/app/js/data.txt", "utf8").trim()));
+console.log("size " + fs.statSync("/app/js/data.txt").size);
+fs.readFile("/app/js/data.txt", "utf8", (err, d) => {
+  if (err) { console.error("async: " + err.message); process.exit(3); }
+  console.log("async: " + d.trim());
+  fs.promises.readFile("/app/data.bin").then(
+    (b) => console.log("promise: " + b.length),
+    (e) => { console.error("promise: " + e.message); process.exit(4); });
+});
+EOF
+	printf 'exports.greet = (who) => "hello, " + who;\n' >"$SRC/app/js/helper.js"
+	echo "protected world" >"$SRC/app/js/data.txt"
 }
 
 # shielded [VAR=VALUE...] CMD...: run CMD under the shield of the sample
@@ -109,7 +151,7 @@ expect_tamper_and_rollback_caught() {
 	flip_byte "$ROOT/app/data.bin" $((CHUNK + 11))
 	shielded "$@"
 	[ "$RC" -ne 0 ] || fail "$1 read a tampered chunk and succeeded"
-	expect_any 'Input/output error|Errno 5'
+	expect_any 'Input/output error|Errno 5|EIO: i/o error'
 	expect_absent "$(marker data 1)"
 	flip_byte "$ROOT/app/data.bin" $((CHUNK + 11))
 	cp "$FSPF" "$FSPF.v2"
@@ -241,7 +283,8 @@ case_find() {
 	shielded find /app /conf -type f -size +1k
 	expect_rc 0
 	sort "$OUT" >"$W/got"
-	printf '%s\n' /app/data.bin /app/other.bin /conf/big.bin >"$W/want"
+	printf '%s\n' /app/data.bin /app/lib/answer.so /app/lib/libanswer.so \
+		/app/other.bin /conf/big.bin /conf/lib/libauth.so >"$W/want"
 	diff -u "$W/want" "$W/got" >&2 || fail "find listed other files"
 	shielded find /app -type l -name current
 	expect_out '^/app/current$'
@@ -269,6 +312,117 @@ case_python() {
 	flip_byte "$ROOT/app/py/helper.py" 3
 	expect_tamper_and_rollback_caught "$PYTHON" -c \
 		'import sys; sys.stdout.write(open("/app/data.bin").read())'
+}
+
+# SCONE_ALLOW_DLOPEN with python's ctypes: 1 loads a library of the
+# encrypted and of the authenticated region (from a sealed memfd, never the
+# stored file) and refuses one outside; unset loads nothing after start,
+# not even a protected extension module; 2 loads anything, logged. A
+# flipped byte of a stored library is an I/O error, a rolled-back fspf is
+# refused at start.
+DL_PY='import ctypes, sys
+for p in sys.argv[1:]:
+    lib = ctypes.CDLL(p)
+    print(p, lib.fshield_answer())
+maps = open("/proc/self/maps").read()
+print("memfd" if "memfd:libanswer.so" in maps else "no memfd")
+if "/app/lib/" in maps or "/conf/lib/" in maps:
+    sys.exit("a stored library is mapped")'
+case_dlopen() {
+	make_preload_sample
+	shielded SCONE_ALLOW_DLOPEN=1 "$PYTHON" -c "$DL_PY" /app/lib/libanswer.so \
+		/conf/lib/libauth.so /app/lib/../lib/libanswer.so
+	expect_rc 0
+	expect_out '^/app/lib/libanswer\.so 4242$'
+	expect_out '^/conf/lib/libauth\.so 4343$'
+	expect_out '^/app/lib/\.\./lib/libanswer\.so 4242$'
+	expect_out '^memfd$'
+	# one object however often it is opened; a name without a slash is
+	# searched in the protected directories of LD_LIBRARY_PATH
+	shielded SCONE_ALLOW_DLOPEN=1 LD_LIBRARY_PATH=/app/lib "$PYTHON" -c 'import ctypes
+a = ctypes.CDLL("/app/lib/libanswer.so")
+b = ctypes.CDLL("libanswer.so")
+c = ctypes.CDLL("/app/lib/libanswer.so")
+assert a._handle == b._handle == c._handle, (a, b, c)
+print(b.fshield_answer())'
+	expect_rc 0
+	expect_out '^4242$'
+	# outside the regions: refused under 1, with a message
+	shielded SCONE_ALLOW_DLOPEN=1 "$PYTHON" -c "$DL_PY" "$W/host/libhost.so"
+	[ "$RC" -ne 0 ] || fail "a library outside the regions was loaded under 1"
+	expect_err "$(re "$W/host/libhost.so") lies outside the protected regions \(SCONE_ALLOW_DLOPEN=1\)"
+	expect_not_any 4444
+	shielded SCONE_ALLOW_DLOPEN=1 LD_LIBRARY_PATH="$W/host" "$PYTHON" -c "$DL_PY" libhost.so
+	[ "$RC" -ne 0 ] || fail "a library found outside the regions was loaded under 1"
+	expect_err 'libhost\.so is .*libhost\.so, which lies outside the protected regions'
+	# unset: nothing loads after start, protected or not
+	shielded "$PYTHON" -c "$DL_PY" /app/lib/libanswer.so
+	[ "$RC" -ne 0 ] || fail "ctypes loaded without SCONE_ALLOW_DLOPEN"
+	expect_err '_ctypes.* is protected, but SCONE_ALLOW_DLOPEN is not set'
+	shielded "$PYTHON" -c 'import sys; sys.path.insert(0, "/app/lib"); import answer'
+	[ "$RC" -ne 0 ] || fail "an extension module loaded without SCONE_ALLOW_DLOPEN"
+	expect_err 'ImportError: .*/app/lib/answer\.so is protected, but SCONE_ALLOW_DLOPEN is not set'
+	# 2: anything, with a warning in the log
+	shielded SCONE_ALLOW_DLOPEN=2 SCONE_LOG=4 "$PYTHON" -c "$DL_PY" "$W/host/libhost.so" /app/lib/libanswer.so
+	expect_rc 0
+	expect_out '^.*libhost\.so 4444$'
+	expect_out '^/app/lib/libanswer\.so 4242$'
+	expect_err "fshield-preload\[[0-9]+\]: dlopen $(re "$W/host/libhost.so"): not protected \(SCONE_ALLOW_DLOPEN=2: debug only\)"
+	shielded SCONE_ALLOW_DLOPEN=yes "$PYTHON" -c 'print(1)'
+	expect_refused 'SCONE_ALLOW_DLOPEN must be 0, 1 or 2'
+	# a flipped byte of each stored library
+	flip_byte "$ROOT/app/lib/libanswer.so" 100
+	shielded SCONE_ALLOW_DLOPEN=1 "$PYTHON" -c "$DL_PY" /app/lib/libanswer.so
+	[ "$RC" -ne 0 ] || fail "a tampered encrypted library was loaded"
+	expect_err '/app/lib/libanswer\.so cannot be loaded: Input/output error'
+	expect_not_any 4242
+	flip_byte "$ROOT/app/lib/libanswer.so" 100
+	flip_byte "$ROOT/conf/lib/libauth.so" 5000
+	shielded SCONE_ALLOW_DLOPEN=1 "$PYTHON" -c "$DL_PY" /conf/lib/libauth.so
+	[ "$RC" -ne 0 ] || fail "a tampered authenticated library was loaded"
+	expect_err '/conf/lib/libauth\.so cannot be loaded: Input/output error'
+	flip_byte "$ROOT/conf/lib/libauth.so" 5000
+	# the rollback
+	cp "$FSPF" "$FSPF.v2"
+	cp "$FSPF.v1" "$FSPF"
+	shielded SCONE_ALLOW_DLOPEN=1 "$PYTHON" -c "$DL_PY" /app/lib/libanswer.so
+	expect_refused "its tag is not the expected one: suspected rollback or tampering"
+	cp "$FSPF.v2" "$FSPF"
+	shielded SCONE_ALLOW_DLOPEN=1 "$PYTHON" -c "$DL_PY" /app/lib/libanswer.so
+	expect_rc 0
+}
+
+# node runs a script of the encrypted region that requires a module of it
+# and reads files with the synchronous, asynchronous and promise calls (the
+# latter two on libuv's thread pool; with UV_USE_IO_URING=1 libuv would
+# have the kernel read the stored bytes: the shield refuses io_uring).
+case_node() {
+	if ! command -v node >/dev/null; then
+		echo "SKIP: node is not installed"
+		exit 77
+	fi
+	make_preload_sample
+	local uring
+	for uring in "" 1; do
+		shielded UV_USE_IO_URING=$uring node /app/js/main.js
+		expect_rc 0
+		[ "$(cat "$OUT")" = "$(printf 'hello, protected world\nsize 16\nasync: protected world\npromise: %s' "$BIG_SIZE")" ] ||
+			fail "node (UV_USE_IO_URING=$uring) printed other lines"
+	done
+	# a module added on the host does not exist for it
+	printf 'console.log("INTRUDER")\n' >"$ROOT/app/js/evil.js"
+	shielded node -e 'require("/app/js/evil.js")'
+	[ "$RC" -ne 0 ] || fail "node required a host-added module"
+	expect_err 'Cannot find module'
+	expect_not_any INTRUDER
+	rm "$ROOT/app/js/evil.js"
+	# a tampered module
+	flip_byte "$ROOT/app/js/helper.js" 3
+	shielded node /app/js/main.js
+	[ "$RC" -ne 0 ] || fail "node required a tampered module"
+	expect_err 'EIO|i/o error'
+	flip_byte "$ROOT/app/js/helper.js" 3
+	expect_tamper_and_rollback_caught node /app/js/main.js
 }
 
 # Descriptors: dup'ed ones share the offset, fork keeps them, pread and
@@ -321,7 +475,7 @@ assert open("../data.bin", "rb").read() == want
 assert sorted(os.listdir(".")) == ["config.yaml", "secret.txt"]
 print("descriptors ok")
 EOF
-	shielded "$PYTHON" "$W/fds.py" "$SRC/app/data.bin"
+	shielded SCONE_ALLOW_DLOPEN=1 "$PYTHON" "$W/fds.py" "$SRC/app/data.bin"
 	expect_rc 0
 	expect_out '^descriptors ok$'
 }
@@ -498,7 +652,9 @@ print("python ok")'
 		printf '%s\n' /app /app/conf /app/conf/config.yaml \
 			/app/conf/secret.txt /app/copied.bin /app/current \
 			/app/data.bin /app/dir /app/dir/moved.txt /app/dir/raw.bin \
-			/app/empty /app/link /app/py /app/py.txt /app/py/data.txt \
+			/app/empty /app/js /app/js/data.txt /app/js/helper.js \
+			/app/js/main.js /app/lib /app/lib/answer.so \
+			/app/lib/libanswer.so /app/link /app/py /app/py.txt /app/py/data.txt \
 			/app/py/helper.py /app/py/late.txt /app/py/main.py \
 			first second third first second third 'from Python' appended
 		echo "/app/dir/moved.txt 19 600"
@@ -608,7 +764,7 @@ PY
 	[ "$(cat "$OUT")" = "$(printf 'left open\n5003 /app/w.bin\naaa')" ] ||
 		fail "other contents: $(cat "$OUT")"
 	# the shared writable mapping stays refused
-	mutable "$PYTHON" -c 'import mmap, os
+	mutable SCONE_ALLOW_DLOPEN=1 "$PYTHON" -c 'import mmap, os
 fd = os.open("/app/w.bin", os.O_RDWR)
 mmap.mmap(fd, 0)'
 	[ "$RC" -ne 0 ] || fail "a shared writable mapping was allowed"
