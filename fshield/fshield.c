@@ -57,6 +57,16 @@ struct fshield_volume {
 	int lock_fd;		/* flock of <fspf>.lock, or -1; the journal */
 	uint64_t journal_len;	/* bytes of journal in it */
 	bool dirty;		/* the model differs from the stored fspf */
+	/*
+	 * What the next commit makes durable on the host (see sync_changes()):
+	 * host directories whose entries changed, the descriptors of files
+	 * written and closed since; @sync_all when they did not fit.
+	 */
+	char *dirs[64];
+	size_t dir_count;
+	int closed_fds[16];
+	size_t closed_count;
+	bool sync_all;
 	uint8_t tag[FSHIELD_TAG_BYTES];
 	struct node *nodes;	/* open protected files */
 	struct fspf *eph;	/* ephemeral regions' entries, or NULL */
@@ -95,6 +105,7 @@ struct node {
 	uint64_t cache_index;		/* UINT64_MAX: empty */
 	size_t cache_size;
 	bool cache_dirty;		/* newer than the host and the records */
+	bool host_dirty;		/* vol->lock; written since the commit */
 	uint64_t last_bad;		/* __atomic: the chunk last logged bad */
 	uint64_t size;			/* logical size; __atomic, read unlocked */
 	int64_t mtime_ns;		/* __atomic; of a write not yet recorded, 0 */
@@ -192,7 +203,8 @@ static int take_lock(struct fshield_volume *vol)
 static void reserve(struct fshield_volume *vol, const char *path,
 		    const char *suffix, bool prefix);
 static void journal_replay(struct fshield_volume *vol);
-static int host_mkdirs(char *host);
+static int host_mkdirs(struct fshield_volume *vol, const struct fspf *model,
+		       char *host);
 
 static int remove_one(const char *path, const struct stat *st, int type,
 		      struct FTW *ftw)
@@ -512,6 +524,145 @@ static int sync_regions(struct fshield_volume *vol)
 	return err;
 }
 
+/*
+ * Host directory @host/.. changed entries (a create, unlink or rename in a
+ * protected region of the stored fspf): the next commit syncs it. Too many
+ * of them: the next commit syncs whole file systems instead. vol->lock
+ * held for writing.
+ */
+static void host_changed(struct fshield_volume *vol, const struct fspf *model,
+			 const char *host)
+{
+	const char *slash = strrchr(host, '/');
+	char *dir;
+
+	if (model != vol->fspf || !writable(vol) || vol->sync_all)
+		return;
+	dir = slash == host ? strdup("/")
+	      : slash	    ? strndup(host, (size_t)(slash - host))
+			    : strdup(".");
+	for (size_t i = 0; dir && i < vol->dir_count; i++) {
+		if (!strcmp(vol->dirs[i], dir)) {
+			free(dir);
+			return;
+		}
+	}
+	if (dir && vol->dir_count < sizeof(vol->dirs) / sizeof(*vol->dirs)) {
+		vol->dirs[vol->dir_count++] = dir;
+		return;
+	}
+	free(dir);
+	vol->sync_all = true;
+}
+
+/*
+ * Host path @from was renamed to @to: the changed directories at or below
+ * it are there now (the same directories, which still need their sync).
+ */
+static void host_moved(struct fshield_volume *vol, const char *from,
+		       const char *to)
+{
+	size_t len = strlen(from);
+
+	for (size_t i = 0; i < vol->dir_count; i++) {
+		char *d = vol->dirs[i], *moved;
+
+		if (strncmp(d, from, len) || (d[len] && d[len] != '/'))
+			continue;
+		if (asprintf(&moved, "%s%s", to, d + len) < 0) {
+			vol->sync_all = true;
+			continue;
+		}
+		free(d);
+		vol->dirs[i] = moved;
+	}
+}
+
+static void forget_changes(struct fshield_volume *vol)
+{
+	for (size_t i = 0; i < vol->dir_count; i++)
+		free(vol->dirs[i]);
+	vol->dir_count = 0;
+	for (size_t i = 0; i < vol->closed_count; i++)
+		close(vol->closed_fds[i]);
+	vol->closed_count = 0;
+	vol->sync_all = false;
+}
+
+/*
+ * Make durable what the new fspf will name, before it is written: the
+ * data and size of every file written since the last commit (fdatasync:
+ * it covers the size, which reading the data back needs; the host's
+ * times and modes are not what a program sees, the fspf's are), and the
+ * entries of every host directory changed since (fsync of the directory:
+ * a new or renamed file must be found where the fspf says). This is
+ * exactly what syncfs() of the regions' file systems gave, without
+ * flushing everything else on them (other programs' data: slow and
+ * noisy). The files of the ephemeral regions are never committed.
+ *
+ * Every chunk write and truncate marks its node (host_dirty) under
+ * vol->lock after the host call returned, and a commit holds vol->lock
+ * for writing: whatever the model names was written before this runs. A
+ * file closed since it was written keeps its descriptor for this, up to a
+ * few (node_put() syncs it at once when there is no room). A failed sync
+ * keeps everything marked and fails the commit. vol->lock held for
+ * writing.
+ */
+static int sync_changes(struct fshield_volume *vol)
+{
+	int err = 0;
+
+	if (vol->sync_all) {
+		err = sync_regions(vol);
+		if (!err) {
+			for (struct node *n = vol->nodes; n; n = n->next)
+				n->host_dirty = false;
+			forget_changes(vol);
+		}
+		return err;
+	}
+	for (struct node *n = vol->nodes; n; n = n->next) {
+		if (!n->host_dirty)
+			continue;
+		if (fdatasync(n->fd) < 0) {
+			err = -errno;
+			vol_log(vol, FSHIELD_LOG_ERR, "cannot flush %s: %s",
+				n->path ? n->path : "an unlinked file",
+				strerror(errno));
+			return err;
+		}
+		n->host_dirty = false;
+	}
+	for (size_t i = 0; i < vol->closed_count; i++) {
+		if (fdatasync(vol->closed_fds[i]) < 0) {
+			err = -errno;
+			vol_log(vol, FSHIELD_LOG_ERR,
+				"cannot flush a file written since the last commit: %s",
+				strerror(errno));
+			return err;
+		}
+	}
+	for (size_t i = 0; i < vol->dir_count; i++) {
+		int fd = open(vol->dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		/* Gone since: its parent changed too, and is in the list. */
+		if (fd < 0 && errno == ENOENT)
+			continue;
+		if (fd < 0 || fsync(fd) < 0) {
+			err = -errno;
+			vol_log(vol, FSHIELD_LOG_ERR,
+				"cannot flush the host directory %s: %s",
+				vol->dirs[i], strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return err;
+		}
+		close(fd);
+	}
+	forget_changes(vol);
+	return 0;
+}
+
 /* Replace the tag file with @tag in hex, atomically. */
 static int write_tag_file(struct fshield_volume *vol)
 {
@@ -572,14 +723,22 @@ static int commit_locked(struct fshield_volume *vol)
 	if (!vol->dirty)
 		return 0;
 	/* The data first: the new fspf must not name chunks not on disk. */
-	err = sync_regions(vol);
+	err = sync_changes(vol);
 	if (err)
 		return err;
 	/*
-	 * The new fspf is written and synced first; then the tag file names
-	 * it (the commit point); then it is renamed into place. A crash in
-	 * between leaves it complete beside the old one, where the next open
-	 * with the tag file's tag finds it (roll_forward()).
+	 * The new fspf is written and synced first (fsync of a new file makes
+	 * its name durable too, on the Linux file systems we know of: ext4,
+	 * XFS, btrfs log the create with the inode); then the tag file names
+	 * it (the commit point: synced, renamed, its directory synced); then
+	 * it is renamed into place. A crash in between leaves it complete
+	 * beside the old one, where the next open with the tag file's tag
+	 * finds it (roll_forward()). So with a tag file the rename need not
+	 * be durable before the commit returns (no fsync of the directory:
+	 * three syncs a commit, not four): lost in a crash, it is redone by
+	 * the next open, whatever later commits began (the tag file names the
+	 * newest complete one, which a later rename never removes first).
+	 * Without a tag file the rename is the commit point, and synced.
 	 */
 	err = fspf_store_begin(vol->fspf, vol->fspf_path, vol->key, &pending,
 			       tag);
@@ -595,7 +754,8 @@ static int commit_locked(struct fshield_volume *vol)
 		memcpy(vol->tag, old, sizeof(old));
 		return err;
 	}
-	err = fspf_store_finish(pending);
+	err = vol->tag_path ? fspf_store_rename(pending)
+			    : fspf_store_finish(pending);
 	if (err) {
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot commit '%s': %s",
 			vol->fspf_path, strerror(-err));
@@ -646,6 +806,7 @@ EXPORT int fshield_volume_close(struct fshield_volume *vol)
 		err = commit_locked(vol);
 		pthread_rwlock_unlock(&vol->lock);
 	}
+	forget_changes(vol);
 	eph_remove(vol);
 	fspf_free(vol->fspf);
 	fsh_key_free(vol->key);
@@ -936,10 +1097,14 @@ static void journal_replay(struct fshield_volume *vol)
 		    !host_path(vol, &wb, b, hb, sizeof(hb)) &&
 		    lstat(ha, &sa) < 0 && lstat(hb, &sb) == 0 &&
 		    host_within_region(vol, &wb, hb) &&
-		    host_within_region(vol, &wa, ha) && rename(hb, ha) == 0)
+		    host_within_region(vol, &wa, ha) && rename(hb, ha) == 0) {
+			/* The fspf's path again: durable with the next commit. */
+			host_changed(vol, vol->fspf, ha);
+			host_changed(vol, vol->fspf, hb);
 			vol_log(vol, FSHIELD_LOG_INFO,
 				"moved %s back to %s: renamed after the last commit",
 				b, a);
+		}
 	}
 out:
 	free(recs);
@@ -993,8 +1158,12 @@ static void touch_parent(struct fspf *model, const char *path, int64_t t)
 		e->mtime_ns = t;
 }
 
-/* mkdir -p of the host directories above host path @host. */
-static int host_mkdirs(char *host)
+/*
+ * mkdir -p of the host directories above host path @host of @model, each
+ * made to be synced by the next commit (host_changed()).
+ */
+static int host_mkdirs(struct fshield_volume *vol, const struct fspf *model,
+		       char *host)
 {
 	char *slash = strrchr(host, '/');
 	struct stat st;
@@ -1008,9 +1177,11 @@ static int host_mkdirs(char *host)
 	} else if (errno != ENOENT) {
 		err = -errno;
 	} else {
-		err = host_mkdirs(host);
+		err = host_mkdirs(vol, model, host);
 		if (!err && mkdir(host, 0700) < 0 && errno != EEXIST)
 			err = -errno;
+		if (!err)
+			host_changed(vol, model, host);
 	}
 	*slash = '/';
 	return err;
@@ -1368,10 +1539,13 @@ static int node_get(struct fshield_volume *vol, const struct where *w,
 								  : O_RDONLY) |
 				   O_CLOEXEC |
 				   O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
-	if (n->fd < 0 && errno == ENOENT && truncating && !host_guard(vol, host))
+	if (n->fd < 0 && errno == ENOENT && truncating && !host_guard(vol, host)) {
 		n->fd = open(host, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY |
 					   O_NOFOLLOW | O_NONBLOCK,
 			     0600);
+		if (n->fd >= 0)
+			host_changed(vol, w->model, host);
+	}
 	if (n->fd < 0) {
 		/* Recorded but gone or unopenable: the store was changed. */
 		vol_log(vol, FSHIELD_LOG_ERR,
@@ -1427,6 +1601,21 @@ static void node_put(struct fshield_volume *vol, struct node *n)
 		vol->nodes = n->next;
 	if (n->next)
 		n->next->prev = n->prev;
+	/*
+	 * Written since the last commit, which will name it: the commit
+	 * syncs it (sync_changes()); no room to keep it for that, synced
+	 * now, before a commit can start (rare: vol->lock held). Unlinked,
+	 * nothing names it any more.
+	 */
+	if (n->host_dirty && n->path && n->fd >= 0) {
+		if (vol->closed_count <
+		    sizeof(vol->closed_fds) / sizeof(*vol->closed_fds)) {
+			vol->closed_fds[vol->closed_count++] = n->fd;
+			n->fd = -1;
+		} else if (fdatasync(n->fd) < 0) {
+			vol->sync_all = true; /* the next commit tries harder */
+		}
+	}
 	pthread_rwlock_unlock(&vol->lock);
 	node_free(n);
 }
@@ -1580,6 +1769,7 @@ static int flush_cache(struct fshield_volume *vol, struct node *n)
 		if (t) /* 0: a time set since the write stands */
 			e->mtime_ns = t;
 		mark_dirty(vol, n->model);
+		n->host_dirty = true;
 	}
 	pthread_rwlock_unlock(&vol->lock);
 	if (!err)
@@ -1857,6 +2047,7 @@ static int write_segment(struct fshield_volume *vol, struct node *n,
 		memcpy(&e->chunks[idx0], recs, (size_t)count * sizeof(*recs));
 		e->mtime_ns = now_ns();
 		mark_dirty(vol, n->model);
+		n->host_dirty = true;
 	}
 	pthread_rwlock_unlock(&vol->lock);
 	if (err)
@@ -1977,6 +2168,7 @@ static int node_truncate(struct fshield_volume *vol, struct node *n,
 			e->chunks[idx] = rec;
 		e->mtime_ns = now_ns();
 		mark_dirty(vol, n->model);
+		n->host_dirty = true;
 	}
 	pthread_rwlock_unlock(&vol->lock);
 	if (!err)
@@ -2032,7 +2224,8 @@ static int open_protected(struct fshield_volume *vol, const char *path,
 			return err;
 		/* A stray host file at a free path is not ours: replaced. */
 		journal(vol, w.model, 'C', path, NULL);
-		err = host_mkdirs(host);
+		host_changed(vol, w.model, host);
+		err = host_mkdirs(vol, w.model, host);
 		if (!err) {
 			fd = open(host, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW |
 						O_CLOEXEC | O_NOCTTY, 0600);
@@ -2243,8 +2436,9 @@ EXPORT int fshield_fsync(struct fshield_file *f, int datasync)
 		if (err)
 			return err;
 	}
-	if ((datasync ? fdatasync(fd) : fsync(fd)) < 0 && errno != EINVAL &&
-	    errno != EBADF)
+	/* A protected file's data is synced by the commit (sync_changes()). */
+	if (!f->node && (datasync ? fdatasync(fd) : fsync(fd)) < 0 &&
+	    errno != EINVAL && errno != EBADF)
 		return -errno;
 	return fshield_commit(f->vol, NULL);
 }
@@ -2367,7 +2561,8 @@ EXPORT int fshield_mkdir(struct fshield_volume *vol, const char *path,
 	if (err)
 		return change_end(vol, err);
 	journal(vol, w.model, 'C', path, NULL);
-	err = host_mkdirs(host);
+	host_changed(vol, w.model, host);
+	err = host_mkdirs(vol, w.model, host);
 	if (!err && lstat(host, &st) == 0 && !S_ISDIR(st.st_mode))
 		unlink(host); /* a stray host file at a free path */
 	if (!err && mkdir(host, 0700) < 0 && errno != EEXIST)
@@ -2399,7 +2594,8 @@ EXPORT int fshield_symlink(struct fshield_volume *vol, const char *target,
 	if (!err) {
 		/* The host's copy is for show only: the fspf's target counts. */
 		journal(vol, w.model, 'C', path, NULL);
-		if (!host_mkdirs(host)) {
+		host_changed(vol, w.model, host);
+		if (!host_mkdirs(vol, w.model, host)) {
 			unlink(host);
 			if (symlink(target, host) < 0)
 				vol_log(vol, FSHIELD_LOG_DEBUG,
@@ -2442,6 +2638,8 @@ static int remove_path(struct fshield_volume *vol, const char *path, bool dir)
 	if (dir && end - first > 1)
 		return change_end(vol, -ENOTEMPTY);
 	err = host_path_w(vol, &w, path, host, sizeof(host));
+	if (!err)
+		host_changed(vol, w.model, host);
 	if (!err && !dir && unlink(host) < 0 && errno != ENOENT)
 		err = -errno;
 	if (!err && dir && rmdir(host) < 0 && errno != ENOENT)
@@ -2547,15 +2745,18 @@ EXPORT int fshield_rename(struct fshield_volume *vol, const char *from,
 	if (!err)
 		err = host_path_w(vol, &wt, to, hto, sizeof(hto));
 	if (!err)
-		err = host_mkdirs(hto);
+		err = host_mkdirs(vol, wf.model, hto);
 	if (err)
 		goto out;
+	host_changed(vol, wf.model, hfrom);
+	host_changed(vol, wf.model, hto);
 	/* A file whose stored form is gone moves all the same (it reads EIO). */
 	journal(vol, wf.model, 'R', from, to);
 	if (rename(hfrom, hto) < 0 && errno != ENOENT) {
 		err = -errno;
 		goto out;
 	}
+	host_moved(vol, hfrom, hto);
 	if (!to_err) {
 		err = remove_entry(vol, wf.model, to);
 		if (err)
@@ -2585,6 +2786,8 @@ undo:
 	if (rename(hto, hfrom) < 0)
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot move %s back: %s", hto,
 			strerror(errno));
+	else
+		host_moved(vol, hto, hfrom);
 out:
 	for (size_t i = 0; paths && i < npaths; i++)
 		free(paths[i]);

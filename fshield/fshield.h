@@ -118,12 +118,14 @@ int fshield_volume_close(struct fshield_volume *vol);
 
 /**
  * fshield_commit() - make every change so far durable and name it: flush
- * the host file systems of the kernel regions (syncfs), write the new fspf
- * to a temporary file beside it and sync it, then write the tag file if
- * configured (the commit point), then rename the new fspf into place and
- * sync its directory. A crash between the tag file and the rename leaves
- * the new fspf complete beside the old one, where the next open with that
- * tag finds it. Nothing to commit: the current tag.
+ * the host files written since the last commit (fdatasync) and the host
+ * directories whose entries changed (fsync; syncfs of the regions' file
+ * systems past 64 of them), write the new fspf to a temporary file beside
+ * it and sync it, then write the tag file if configured (the commit
+ * point), then rename the new fspf into place (its directory synced only
+ * without a tag file). A crash between the tag file and a durable rename
+ * leaves the new fspf complete beside the old one, where the next open
+ * with that tag finds it. Nothing to commit: the current tag.
  * @tag: the new root tag, written on success (may be NULL).
  * Return: 0, or the errno of the failed step (the fspf on disk is then the
  * previous one, untouched).
@@ -228,8 +230,9 @@ ssize_t fshield_pwrite(struct fshield_file *file, const void *buf,
 int fshield_ftruncate(struct fshield_file *file, uint64_t size);
 
 /**
- * fshield_fsync() - flush @file to the host (fsync, or fdatasync with
- * @datasync) and commit the volume (fshield_commit()).
+ * fshield_fsync() - flush @file to the host and commit the volume
+ * (fshield_commit(), which syncs a protected file's host data; a
+ * not-protected file: fsync, or fdatasync with @datasync).
  */
 int fshield_fsync(struct fshield_file *file, int datasync);
 

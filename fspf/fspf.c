@@ -1956,7 +1956,7 @@ fail:
 	return err;
 }
 
-int fspf_store_finish(struct fspf_pending *p)
+static int store_finish(struct fspf_pending *p, bool sync_dir)
 {
 	char *dir, *slash;
 	int dfd, err = 0;
@@ -1969,7 +1969,7 @@ int fspf_store_finish(struct fspf_pending *p)
 	free(p->tmp);
 	p->tmp = NULL;
 	/* Make the rename itself durable. */
-	dir = strdup(p->path);
+	dir = sync_dir ? strdup(p->path) : NULL;
 	if (dir) {
 		slash = strrchr(dir, '/');
 		if (!slash)
@@ -1991,6 +1991,16 @@ int fspf_store_finish(struct fspf_pending *p)
 	}
 	fspf_store_abort(p);
 	return err;
+}
+
+int fspf_store_finish(struct fspf_pending *p)
+{
+	return store_finish(p, true);
+}
+
+int fspf_store_rename(struct fspf_pending *p)
+{
+	return store_finish(p, false);
 }
 
 int fspf_store(const struct fspf *f, const char *path,

@@ -210,6 +210,15 @@ int fspf_store_begin(const struct fspf *fspf, const char *path,
  */
 int fspf_store_finish(struct fspf_pending *pending);
 
+/**
+ * fspf_store_rename() - fspf_store_finish() without the fsync of the
+ * directory: the rename is in place at once and durable some time later.
+ * Only for a caller whose commit point is elsewhere, already durable, and
+ * that finds the temporary file again after a crash (a tag file naming the
+ * new tag, and fspf_load_pending() at the next open).
+ */
+int fspf_store_rename(struct fspf_pending *pending);
+
 /** fspf_store_abort() - remove the temporary file and free @pending. NULL-safe. */
 void fspf_store_abort(struct fspf_pending *pending);
 

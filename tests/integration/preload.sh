@@ -689,6 +689,53 @@ os.pwrite(os.open("/app/copied.bin", os.O_WRONLY), b"ZZ", 5000)'
 # kernel's (flock between descriptions, in a forked child too); a forked
 # child reads but neither writes nor commits; exit commits a stdio stream
 # left open.
+# What each commit names is durable before its commit point: under strace,
+# sqlite3, mkdir, a shell write, mv of a directory, rm, ln -s and python3
+# (write, rename of a directory, truncate, fsync) change /app, each run
+# committing at its fsyncs and closes; sync_order.py checks that every host
+# file written and every host directory changed was synced before the next
+# rename of the tag file. (Kills cannot test this: the page cache outlives
+# a killed process, not a lost machine.)
+case_commit_syncs() {
+	need_sqlite3
+	if ! command -v strace >/dev/null; then
+		echo "SKIP: no strace"
+		exit 77
+	fi
+	make_preload_sample
+	local i
+	cat >"$W/mutable.sh" <<-EOF
+		#!/usr/bin/env bash
+		exec env ${SAN_ENV[*]} LD_PRELOAD="$PRELOAD_LIBS" SCONE_FSPF="$FSPF" \\
+			SCONE_FSPF_KEY_FILE="$KEY" SCONE_FSPF_TAG_FILE="$TAGF" \\
+			SCONE_FSPF_MUTABLE=1 FSHIELD_ROOT="$ROOT" "\$@"
+	EOF
+	chmod +x "$W/mutable.sh"
+	[ -e "$TAGF" ] || echo "$TAG" >"$TAGF"
+	{
+		echo "CREATE TABLE t (v);"
+		for ((i = 0; i < 5; i++)); do
+			echo "BEGIN; INSERT INTO t VALUES ($i); COMMIT;"
+		done
+	} >"$W/txn.sql"
+	strace -f -y -o "$W/strace.log" bash -c '
+		m() { "$@" >/dev/null; }
+		m "$1" sqlite3 -bail /app/s.db ".read $2" &&
+		m "$1" mkdir -p /app/d/e && m "$1" sh -c "echo hi > /app/d/e/f" &&
+		m "$1" mv /app/d /app/g && m "$1" rm /app/s.db &&
+		m "$1" ln -s f /app/g/e/l && m "$1" "$3" -c "
+import os
+f = open(\"/app/g/e/n\", \"w\"); f.write(\"x\" * 10000); f.close()
+os.rename(\"/app/g\", \"/app/h\")
+fd = os.open(\"/app/h/e/n\", os.O_RDWR); os.ftruncate(fd, 5); os.fsync(fd)
+os.close(fd)"' bash "$W/mutable.sh" "$W/txn.sql" "$PYTHON" ||
+		fail "the workload under strace failed"
+	"$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/sync_order.py" \
+		"$W/strace.log" "$ROOT" "$TAGF" >"$W/order.out" ||
+		{ cat "$W/order.out"; fail "a commit named what was not synced"; }
+	new_tag >/dev/null
+}
+
 case_write_descriptors() {
 	make_preload_sample
 	local tag2
