@@ -1603,17 +1603,18 @@ static void node_put(struct fshield_volume *vol, struct node *n)
 		n->next->prev = n->prev;
 	/*
 	 * Written since the last commit, which will name it: the commit
-	 * syncs it (sync_changes()); no room to keep it for that, synced
-	 * now, before a commit can start (rare: vol->lock held). Unlinked,
-	 * nothing names it any more.
+	 * syncs it (sync_changes()). No room to keep it for that (many files
+	 * written between two commits: cp -r through the mount), the commit
+	 * syncs whole file systems, once, instead of a sync at every close.
+	 * Unlinked, nothing names it any more.
 	 */
 	if (n->host_dirty && n->path && n->fd >= 0) {
 		if (vol->closed_count <
 		    sizeof(vol->closed_fds) / sizeof(*vol->closed_fds)) {
 			vol->closed_fds[vol->closed_count++] = n->fd;
 			n->fd = -1;
-		} else if (fdatasync(n->fd) < 0) {
-			vol->sync_all = true; /* the next commit tries harder */
+		} else {
+			vol->sync_all = true;
 		}
 	}
 	pthread_rwlock_unlock(&vol->lock);
