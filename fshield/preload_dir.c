@@ -328,3 +328,196 @@ EXPORT void seekdir(DIR *d, long pos)
 	p->pos = pos < 0 ? 0 : (size_t)pos > p->count ? p->count : (size_t)pos;
 	pthread_mutex_unlock(&p->lock);
 }
+
+/* ---- scandir(3) and glob(3): libc's call its own directory functions ---- */
+
+/* A copy of @de as scandir() hands entries out: one malloc each. */
+static struct dirent64 *dirent_dup(const struct dirent64 *de)
+{
+	size_t len = offsetof(struct dirent64, d_name) + strlen(de->d_name) + 1;
+	struct dirent64 *copy = malloc(len < sizeof(*copy) ? sizeof(*copy) : len);
+
+	if (copy) {
+		memcpy(copy, de, len);
+		copy->d_reclen = (unsigned short)len;
+	}
+	return copy;
+}
+
+struct scan_sort {
+	int (*compar)(const struct dirent64 **, const struct dirent64 **);
+};
+
+static int scan_compare(const void *a, const void *b, void *arg)
+{
+	const struct scan_sort *s = arg;
+
+	return s->compar((const struct dirent64 **)a,
+			 (const struct dirent64 **)b);
+}
+
+/*
+ * scandir() of the protected directory @rp, as libc's: the entries the
+ * filter keeps, sorted by @compar; -1 and errno on failure (nothing is
+ * left allocated).
+ */
+static int scan_protected(
+	struct rpath *rp, struct dirent64 ***list,
+	int (*filter)(const struct dirent64 *),
+	int (*compar)(const struct dirent64 **, const struct dirent64 **))
+{
+	struct scan_sort sort = { compar };
+	struct dirent64 **v = NULL, *de;
+	size_t n = 0, cap = 0;
+	int fd = shield_open(rp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	int err = 0;
+	DIR *d;
+
+	if (fd < 0) {
+		errno = -fd;
+		return -1;
+	}
+	d = pdir_new(fd);
+	if (!d) {
+		err = errno;
+		shield_close(fd);
+		errno = err;
+		return -1;
+	}
+	while (!err && (de = pdir_next((struct pdir *)d))) {
+		struct dirent64 *copy, **bigger;
+
+		if (filter && !filter(de))
+			continue;
+		if (n == INT_MAX) {
+			err = EOVERFLOW;
+			break;
+		}
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			bigger = realloc(v, cap * sizeof(*v));
+			if (!bigger) {
+				err = ENOMEM;
+				break;
+			}
+			v = bigger;
+		}
+		copy = dirent_dup(de);
+		if (!copy)
+			err = ENOMEM;
+		else
+			v[n++] = copy;
+	}
+	closedir(d);
+	if (err) {
+		while (n)
+			free(v[--n]);
+		free(v);
+		errno = err;
+		return -1;
+	}
+	if (compar && n > 1)
+		qsort_r(v, n, sizeof(*v), scan_compare, &sort);
+	*list = v;
+	return (int)n;
+}
+
+typedef int (*scan_filter)(const struct dirent64 *);
+typedef int (*scan_compar)(const struct dirent64 **, const struct dirent64 **);
+
+/* The one body of the four names: struct dirent and dirent64 are one. */
+#define SCANDIRAT(dirfd, path, list, filter, compar, libc_call)              \
+	do {                                                                 \
+		const char *lp;                                              \
+		struct rpath rp;                                             \
+		int ldfd, r = path_route(dirfd, path, true, &rp, &lp, &ldfd); \
+		if (!r)                                                      \
+			return libc_call;                                    \
+		if (r < 0) {                                                 \
+			errno = -r;                                          \
+			return -1;                                           \
+		}                                                            \
+		return scan_protected(&rp, (struct dirent64 ***)(list),      \
+				      (scan_filter)(filter),                 \
+				      (scan_compar)(compar));                \
+	} while (0)
+
+EXPORT int scandirat(int dirfd, const char *path, struct dirent ***list,
+		     int (*filter)(const struct dirent *),
+		     int (*compar)(const struct dirent **,
+				   const struct dirent **))
+{
+	SCANDIRAT(dirfd, path, list, filter, compar,
+		  REAL(scandirat)(ldfd, lp, list, filter, compar));
+}
+
+EXPORT int scandirat64(int dirfd, const char *path, struct dirent64 ***list,
+		       int (*filter)(const struct dirent64 *),
+		       int (*compar)(const struct dirent64 **,
+				     const struct dirent64 **))
+{
+	SCANDIRAT(dirfd, path, list, filter, compar,
+		  REAL(scandirat64)(ldfd, lp, list, filter, compar));
+}
+
+EXPORT int scandir(const char *path, struct dirent ***list,
+		   int (*filter)(const struct dirent *),
+		   int (*compar)(const struct dirent **, const struct dirent **))
+{
+	return scandirat(AT_FDCWD, path, list, filter, compar);
+}
+
+EXPORT int scandir64(const char *path, struct dirent64 ***list,
+		     int (*filter)(const struct dirent64 *),
+		     int (*compar)(const struct dirent64 **,
+				   const struct dirent64 **))
+{
+	return scandirat64(AT_FDCWD, path, list, filter, compar);
+}
+
+/*
+ * glob(3) reads directories with libc's internal calls, unless it is given
+ * functions of its own (GLOB_ALTDIRFUNC): ours, which answer protected
+ * directories from the fspf and pass the rest to libc. A caller's own
+ * functions are left alone.
+ */
+static void *glob_opendir(const char *path)
+{
+	return opendir(path);
+}
+
+static void *glob_readdir(void *d)
+{
+	return readdir64(d);
+}
+
+static void glob_closedir(void *d)
+{
+	closedir(d);
+}
+
+EXPORT int glob(const char *pattern, int flags,
+		int (*errfunc)(const char *, int), glob_t *g)
+{
+	if (!shield_on() || (flags & GLOB_ALTDIRFUNC))
+		return REAL(glob)(pattern, flags, errfunc, g);
+	g->gl_opendir = glob_opendir;
+	g->gl_readdir = (struct dirent * (*)(void *)) glob_readdir;
+	g->gl_closedir = glob_closedir;
+	g->gl_stat = stat;
+	g->gl_lstat = lstat;
+	return REAL(glob)(pattern, flags | GLOB_ALTDIRFUNC, errfunc, g);
+}
+
+EXPORT int glob64(const char *pattern, int flags,
+		  int (*errfunc)(const char *, int), glob64_t *g)
+{
+	if (!shield_on() || (flags & GLOB_ALTDIRFUNC))
+		return REAL(glob64)(pattern, flags, errfunc, g);
+	g->gl_opendir = glob_opendir;
+	g->gl_readdir = (struct dirent64 * (*)(void *)) glob_readdir;
+	g->gl_closedir = glob_closedir;
+	g->gl_stat = stat64;
+	g->gl_lstat = lstat64;
+	return REAL(glob64)(pattern, flags | GLOB_ALTDIRFUNC, errfunc, g);
+}

@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -31,6 +32,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <utime.h>
 
 #include "fshield.h"
 
@@ -193,6 +195,18 @@ _Static_assert(sizeof(struct dirent) == sizeof(struct dirent64),
 	X(void, rewinddir, (DIR *))                                          \
 	X(long, telldir, (DIR *))                                            \
 	X(void, seekdir, (DIR *, long))                                      \
+	X(int, scandirat, (int, const char *, struct dirent ***,             \
+			   int (*)(const struct dirent *),                   \
+			   int (*)(const struct dirent **,                   \
+				   const struct dirent **)))                 \
+	X(int, scandirat64, (int, const char *, struct dirent64 ***,         \
+			     int (*)(const struct dirent64 *),               \
+			     int (*)(const struct dirent64 **,               \
+				     const struct dirent64 **)))             \
+	X(int, glob, (const char *, int, int (*)(const char *, int), glob_t *)) \
+	X(int, glob64, (const char *, int, int (*)(const char *, int),       \
+			glob64_t *))                                         \
+	X(int, utime, (const char *, const struct utimbuf *))                \
 	X(FILE *, fopen, (const char *, const char *))                       \
 	X(FILE *, fopen64, (const char *, const char *))                     \
 	X(FILE *, fdopen, (int, const char *))                               \

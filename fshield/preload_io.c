@@ -1885,6 +1885,19 @@ EXPORT int utimes(const char *path, const struct timeval tv[2])
 		    REAL(utimes)(lp, tv));
 }
 
+EXPORT int utime(const char *path, const struct utimbuf *t)
+{
+	struct timespec ts[2];
+
+	if (t) {
+		ts[0] = (struct timespec){ t->actime, 0 };
+		ts[1] = (struct timespec){ t->modtime, 0 };
+	}
+	CHANGE_PATH(AT_FDCWD, path, true,
+		    fshield_utimens(g_vol, rp.path, t ? ts : NULL),
+		    REAL(utime)(lp, t));
+}
+
 EXPORT int lutimes(const char *path, const struct timeval tv[2])
 {
 	struct timespec ts[2];

@@ -278,6 +278,62 @@ case_ls() {
 	expect_refused "its tag is not the expected one"
 }
 
+# scandir(3), scandirat(3) and glob(3) walk directories with libc's own
+# calls: the shield answers them from the fspf too (a file planted on the
+# host is not listed, every recorded one is), and so node's fs.readdir,
+# which is scandir; utime(3) sets a protected file's time.
+case_libc_walkers() {
+	make_preload_sample
+	local probe=${LIBC_PROBE_BIN:?LIBC_PROBE_BIN is not set (meson sets it)}
+	ls "$SRC/app/js" >"$W/want"
+	echo "INTRUDER" >"$ROOT/app/js/intruder.js"
+	shielded "$probe" scandir /app/js
+	expect_rc 0
+	diff -u "$W/want" "$OUT" >&2 || fail "scandir listed other names"
+	shielded "$probe" scandirat /app js
+	expect_rc 0
+	diff -u "$W/want" "$OUT" >&2 || fail "scandirat listed other names"
+	sed 's|^|/app/js/|' "$W/want" >"$W/want.glob"
+	shielded "$probe" glob '/app/js/*'
+	expect_rc 0
+	diff -u "$W/want.glob" "$OUT" >&2 || fail "glob matched other names"
+	shielded "$probe" glob '/app/*/*.js'
+	expect_rc 0
+	grep -v data.txt "$W/want.glob" | diff -u - "$OUT" >&2 ||
+		fail "glob across directories matched other names"
+	shielded "$probe" glob '/app/c*'
+	expect_out '^/app/current$'
+	expect_out '^/app/conf/$'
+	# not recorded: no such directory, whatever the host has
+	mkdir -p "$ROOT/app/planted"
+	shielded "$probe" scandir /app/planted
+	[ "$RC" -ne 0 ] || fail "scandir listed a directory the fspf does not record"
+	expect_err 'No such file'
+	rmdir "$ROOT/app/planted"
+	# outside the regions: the host's, through libc
+	shielded "$probe" scandir "$W/late"
+	expect_rc 0
+	[ -s "$OUT" ] || fail "scandir of a host directory listed nothing"
+	if command -v node >/dev/null; then
+		shielded node -e 'const fs = require("fs");
+console.log(fs.readdirSync("/app/js").join(","));
+fs.readdir("/app/js", (e, l) => console.log(e ? e.code : l.join(",")));'
+		expect_rc 0
+		[ "$(cat "$OUT")" = "$(printf '%s\n%s' "$(paste -sd, "$W/want")" "$(paste -sd, "$W/want")")" ] ||
+			fail "node's fs.readdir listed other names: $(cat "$OUT")"
+	fi
+	expect_not_any INTRUDER
+	expect_not_any intruder
+	rm "$ROOT/app/js/intruder.js"
+	mutable "$probe" utime /app/js/data.txt 1500000000
+	expect_rc 0
+	shielded SCONE_FSPF_TAG="$(new_tag)" stat -c %Y /app/js/data.txt
+	expect_out '^1500000000$'
+	cp "$FSPF.v1" "$FSPF"
+	shielded "$probe" scandir /app/js
+	expect_refused "its tag is not the expected one"
+}
+
 case_find() {
 	make_preload_sample
 	shielded find /app /conf -type f -size +1k
