@@ -521,3 +521,314 @@ EXPORT int glob64(const char *pattern, int flags,
 	g->gl_lstat = lstat64;
 	return REAL(glob64)(pattern, flags | GLOB_ALTDIRFUNC, errfunc, g);
 }
+
+/*
+ * ftw(3) and nftw(3) walk with libc's internal calls: with the shield on,
+ * the walk is ours, made of the interposed lstat/stat/opendir/readdir/
+ * chdir, so that protected directories anywhere below the start are
+ * listed from the fspf and the rest from the host, as libc would.
+ */
+struct walk {
+	int (*fn)(const char *, const struct stat *, int, struct FTW *);
+	int (*ftw_fn)(const char *, const struct stat *, int);
+	int flags;
+	dev_t dev;
+	char *path; /* the current path, grown as needed */
+	size_t cap;
+};
+
+static int walk_call(struct walk *w, const struct stat *st, int type,
+		     int base, int level)
+{
+	struct FTW f = { base, level };
+
+	return w->fn ? w->fn(w->path, st, type, &f)
+		     : w->ftw_fn(w->path, st, type);
+}
+
+/*
+ * A result of the callback: go on (0), or what the walk returns. With
+ * FTW_ACTIONRETVAL, FTW_SKIP_SUBTREE and FTW_SKIP_SIBLINGS are the
+ * caller's to act on.
+ */
+static bool walk_stops(const struct walk *w, int r)
+{
+	if (w->flags & FTW_ACTIONRETVAL)
+		return r == FTW_STOP;
+	return r != 0;
+}
+
+/*
+ * The names in directory @path (not . and ..), NULL-terminated, their
+ * number in *@count; NULL (errno) when it cannot be read.
+ */
+static char **walk_names(const char *path, size_t *count)
+{
+	struct dirent64 *de;
+	char **v = NULL, **bigger;
+	size_t n = 0, cap = 0;
+	DIR *d = opendir(path);
+	int err = 0;
+
+	if (!d)
+		return NULL;
+	errno = 0;
+	while (!err && (de = readdir64(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n + 1 >= cap) {
+			cap = cap ? 2 * cap : 16;
+			bigger = realloc(v, cap * sizeof(*v));
+			if (!bigger) {
+				err = ENOMEM;
+				break;
+			}
+			v = bigger;
+		}
+		v[n] = strdup(de->d_name);
+		if (!v[n])
+			err = ENOMEM;
+		else
+			n++;
+	}
+	if (!err && errno)
+		err = errno;
+	closedir(d);
+	if (err || !v) {
+		while (n)
+			free(v[--n]);
+		free(v);
+		if (!err) { /* empty */
+			v = calloc(1, sizeof(*v));
+			*count = 0;
+			return v;
+		}
+		errno = err;
+		return NULL;
+	}
+	v[n] = NULL; /* room kept above */
+	*count = n;
+	return v;
+}
+
+/* chdir() to the directory part of w->path, its last name at @base > 0. */
+static int walk_chdir_up(struct walk *w, int base)
+{
+	size_t end = base > 1 ? (size_t)base - 1 : (size_t)base;
+	char saved = w->path[end];
+	int r;
+
+	w->path[end] = '\0';
+	r = chdir(end ? w->path : "/");
+	w->path[end] = saved;
+	return r;
+}
+
+/*
+ * Visit w->path (@len bytes, its last name at @base) at depth @level.
+ * Return: 0 to go on, FTW_SKIP_SIBLINGS (FTW_ACTIONRETVAL), -1 on an
+ * error, or the callback's value that stops the walk.
+ */
+static int walk_visit(struct walk *w, size_t len, int base, int level)
+{
+	bool phys = w->flags & FTW_PHYS, act = w->flags & FTW_ACTIONRETVAL;
+	bool cd = w->flags & FTW_CHDIR, entered = true;
+	/* With FTW_CHDIR the current directory is the one above. */
+	const char *rel = cd ? w->path + base : w->path;
+	size_t count = 0, dlen = len;
+	char **names = NULL;
+	struct stat st;
+	int type, back = -1, r = 0;
+
+	if ((phys ? lstat(rel, &st) : stat(rel, &st)) < 0) {
+		if (errno != EACCES && errno != ENOENT)
+			return -1;
+		type = FTW_NS;
+		if (!phys && lstat(rel, &st) == 0 && S_ISLNK(st.st_mode))
+			type = FTW_SLN;
+		else if (!level)
+			return -1; /* the start: nothing to report, as libc */
+	} else if (S_ISDIR(st.st_mode)) {
+		type = FTW_D;
+	} else {
+		type = S_ISLNK(st.st_mode) ? FTW_SL : FTW_F;
+	}
+	if (type == FTW_D && level && (w->flags & FTW_MOUNT) &&
+	    st.st_dev != w->dev)
+		return 0; /* another file system: not entered, not reported */
+	if (type != FTW_D) {
+		r = walk_call(w, &st, type, base, level);
+		return walk_stops(w, r) || (act && r == FTW_SKIP_SIBLINGS) ? r
+									    : 0;
+	}
+	names = walk_names(rel, &count);
+	if (!names) {
+		if (errno != EACCES)
+			return -1;
+		r = walk_call(w, &st, FTW_DNR, base, level);
+		return walk_stops(w, r) || (act && r == FTW_SKIP_SIBLINGS) ? r
+									    : 0;
+	}
+	if (!(w->flags & FTW_DEPTH)) {
+		r = walk_call(w, &st, FTW_D, base, level);
+		if (walk_stops(w, r) || (act && r == FTW_SKIP_SIBLINGS)) {
+			entered = false; /* nor the rest of its directory */
+		} else {
+			entered = !(act && r == FTW_SKIP_SUBTREE);
+			r = 0;
+		}
+	}
+	if (entered && cd) { /* in it for its entries and its FTW_DP */
+		back = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (back < 0 || chdir(rel) < 0) {
+			r = -1;
+			entered = false;
+		}
+	}
+	if (!entered)
+		count = 0;
+	if (dlen && w->path[dlen - 1] == '/')
+		dlen--; /* "/" or "dir/": one slash before the names */
+	for (size_t i = 0; i < count; i++) {
+		size_t nlen = strlen(names[i]), need = dlen + nlen + 2;
+
+		if (need > w->cap) {
+			char *bigger = realloc(w->path, 2 * need);
+
+			if (!bigger) {
+				r = -1;
+				break;
+			}
+			w->path = bigger;
+			w->cap = 2 * need;
+		}
+		w->path[dlen] = '/';
+		memcpy(w->path + dlen + 1, names[i], nlen + 1);
+		r = walk_visit(w, dlen + 1 + nlen, (int)dlen + 1, level + 1);
+		if (r)
+			break;
+	}
+	if (dlen < len)
+		w->path[dlen] = '/';
+	w->path[len] = '\0';
+	if (act && r == FTW_SKIP_SIBLINGS && count)
+		r = 0; /* a child's: the rest of this directory is skipped */
+	if (!r && (w->flags & FTW_DEPTH)) {
+		r = walk_call(w, &st, FTW_DP, base, level);
+		if (!walk_stops(w, r) && !(act && r == FTW_SKIP_SIBLINGS))
+			r = 0;
+	}
+	if (back >= 0) {
+		if (entered && fchdir(back) < 0 && !r)
+			r = -1;
+		close(back);
+	}
+	for (char **name = names; *name; name++)
+		free(*name);
+	free(names);
+	return r;
+}
+
+static int walk(const char *path, struct walk *w)
+{
+	size_t len = strlen(path);
+	const char *slash;
+	struct stat st;
+	int r, saved, cwd = -1;
+
+	if (!*path) {
+		errno = ENOENT;
+		return -1;
+	}
+	if ((w->flags & FTW_CHDIR) &&
+	    (cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	if ((w->flags & FTW_MOUNT) && stat(path, &st) == 0)
+		w->dev = st.st_dev;
+	w->cap = len + 256;
+	w->path = malloc(w->cap);
+	if (!w->path) {
+		if (cwd >= 0)
+			close(cwd);
+		errno = ENOMEM;
+		return -1;
+	}
+	memcpy(w->path, path, len + 1);
+	/* Its last name: after the last slash that is not a trailing one. */
+	while (len > 1 && w->path[len - 1] == '/')
+		len--;
+	slash = memrchr(w->path, '/', len);
+	if (w->flags & FTW_CHDIR) {
+		/* The start's own directory first, as libc does. */
+		if (slash && walk_chdir_up(w, (int)(slash - w->path) + 1) < 0) {
+			close(cwd);
+			free(w->path);
+			return -1;
+		}
+	}
+	r = walk_visit(w, strlen(w->path), slash ? (int)(slash - w->path) + 1 : 0,
+		       0);
+	saved = errno;
+	if (cwd >= 0) {
+		if (fchdir(cwd) < 0 && !r)
+			r = -1;
+		else
+			errno = saved;
+		close(cwd);
+	}
+	free(w->path);
+	if ((w->flags & FTW_ACTIONRETVAL) && r == FTW_SKIP_SIBLINGS)
+		r = 0;
+	return r;
+}
+
+EXPORT int nftw(const char *path,
+		int (*fn)(const char *, const struct stat *, int, struct FTW *),
+		int nopenfd, int flags)
+{
+	struct walk w = { .fn = fn, .flags = flags };
+
+	if (!shield_on())
+		return REAL(nftw)(path, fn, nopenfd, flags);
+	return walk(path, &w);
+}
+
+EXPORT int nftw64(const char *path,
+		  int (*fn)(const char *, const struct stat64 *, int,
+			    struct FTW *),
+		  int nopenfd, int flags)
+{
+	struct walk w = {
+		.fn = (int (*)(const char *, const struct stat *, int,
+			       struct FTW *))fn,
+		.flags = flags,
+	};
+
+	if (!shield_on())
+		return REAL(nftw64)(path, fn, nopenfd, flags);
+	return walk(path, &w);
+}
+
+/* ftw(): nftw() with no flags, symbolic links followed. */
+EXPORT int ftw(const char *path,
+	       int (*fn)(const char *, const struct stat *, int), int nopenfd)
+{
+	struct walk w = { .ftw_fn = fn };
+
+	if (!shield_on())
+		return REAL(ftw)(path, fn, nopenfd);
+	return walk(path, &w);
+}
+
+EXPORT int ftw64(const char *path,
+		 int (*fn)(const char *, const struct stat64 *, int),
+		 int nopenfd)
+{
+	struct walk w = {
+		.ftw_fn = (int (*)(const char *, const struct stat *, int))fn,
+	};
+
+	if (!shield_on())
+		return REAL(ftw64)(path, fn, nopenfd);
+	return walk(path, &w);
+}

@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <glob.h>
 #include <limits.h>
 #include <pthread.h>
@@ -207,6 +208,19 @@ _Static_assert(sizeof(struct dirent) == sizeof(struct dirent64),
 	X(int, glob64, (const char *, int, int (*)(const char *, int),       \
 			glob64_t *))                                         \
 	X(int, utime, (const char *, const struct utimbuf *))                \
+	X(int, nftw, (const char *,                                          \
+		      int (*)(const char *, const struct stat *, int,        \
+			      struct FTW *),                                 \
+		      int, int))                                             \
+	X(int, nftw64, (const char *,                                        \
+			int (*)(const char *, const struct stat64 *, int,    \
+				struct FTW *),                               \
+			int, int))                                           \
+	X(int, ftw, (const char *, int (*)(const char *, const struct stat *, \
+					   int),                             \
+		     int))                                                   \
+	X(int, ftw64, (const char *,                                         \
+		       int (*)(const char *, const struct stat64 *, int), int)) \
 	X(FILE *, fopen, (const char *, const char *))                       \
 	X(FILE *, fopen64, (const char *, const char *))                     \
 	X(FILE *, fdopen, (int, const char *))                               \

@@ -7,11 +7,15 @@
  *   libc_probe scandirat DIR NAME  scandirat() of NAME relative to DIR
  *   libc_probe glob PATTERN        the matches (GLOB_MARK), one a line
  *   libc_probe utime PATH SECONDS  utime(3): access and modification time
+ *   libc_probe nftw DIR [phys,depth,chdir,mount,skip]  one line a visit:
+ *                                  type level name size (dirs: -) [cwd]
+ *   libc_probe ftw DIR             the same through ftw(3)
  * Exit 0, or 1 with "libc_probe: <what>: <strerror>" on stderr.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +39,72 @@ static int print_list(struct dirent **v, int n, const char *what)
 		free(v[i]);
 	}
 	free(v);
+	return 0;
+}
+
+static const char *type_name(int type)
+{
+	switch (type) {
+	case FTW_F: return "F";
+	case FTW_D: return "D";
+	case FTW_DNR: return "DNR";
+	case FTW_DP: return "DP";
+	case FTW_NS: return "NS";
+	case FTW_SL: return "SL";
+	case FTW_SLN: return "SLN";
+	}
+	return "?";
+}
+
+static int g_chdir;
+static char g_start[4096];
+
+/*
+ * The current directory's last name, "." while it is the one the walk
+ * began in (FTW_CHDIR: where the callback runs).
+ */
+static const char *cwd_name(char *buf, size_t size)
+{
+	const char *slash;
+
+	if (!getcwd(buf, size))
+		return "?";
+	if (!strcmp(buf, g_start))
+		return ".";
+	slash = strrchr(buf, '/');
+	return slash && slash[1] ? slash + 1 : buf;
+}
+
+static void visit(const char *path, const struct stat *st, int type,
+		  int level, const char *name)
+{
+	char cwd[4096];
+
+	if (type == FTW_F)
+		printf("%s %d %s %lld", type_name(type), level, name,
+		       (long long)st->st_size);
+	else
+		printf("%s %d %s -", type_name(type), level, name);
+	printf(g_chdir ? " %s\n" : "\n", cwd_name(cwd, sizeof(cwd)));
+}
+
+static int g_skip_lib;
+
+static int on_nftw(const char *path, const struct stat *st, int type,
+		   struct FTW *f)
+{
+	visit(path, st, type, f->level, f->level ? path + f->base : ".");
+	/* "skip": FTW_ACTIONRETVAL, and directories named lib not entered */
+	if (g_skip_lib && type == FTW_D && !strcmp(path + f->base, "lib"))
+		return FTW_SKIP_SUBTREE;
+	return 0;
+}
+
+static int on_ftw(const char *path, const struct stat *st, int type)
+{
+	const char *slash = strrchr(path, '/');
+
+	visit(path, st, type, -1, slash ? slash + 1 : path);
 	return 0;
 }
 
@@ -80,6 +150,31 @@ int main(int argc, char **argv)
 		fprintf(stderr, "libc_probe: %s: %s\n", argv[2], strerror(errno));
 		return 1;
 	}
-	fprintf(stderr, "usage: libc_probe scandir DIR | scandirat DIR NAME | glob PATTERN | utime PATH SECONDS\n");
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "nftw")) {
+		const char *o = argc == 4 ? argv[3] : "";
+		int flags = (strstr(o, "phys") ? FTW_PHYS : 0) |
+			    (strstr(o, "depth") ? FTW_DEPTH : 0) |
+			    (strstr(o, "chdir") ? FTW_CHDIR : 0) |
+			    (strstr(o, "mount") ? FTW_MOUNT : 0) |
+			    (strstr(o, "skip") ? FTW_ACTIONRETVAL : 0);
+
+		g_chdir = flags & FTW_CHDIR;
+		g_skip_lib = flags & FTW_ACTIONRETVAL;
+		if (!getcwd(g_start, sizeof(g_start)))
+			return 1;
+		if (nftw(argv[2], on_nftw, 8, flags) == 0)
+			return 0;
+		fprintf(stderr, "libc_probe: nftw %s: %s\n", argv[2],
+			strerror(errno));
+		return 1;
+	}
+	if (argc == 3 && !strcmp(argv[1], "ftw")) {
+		if (ftw(argv[2], on_ftw, 8) == 0)
+			return 0;
+		fprintf(stderr, "libc_probe: ftw %s: %s\n", argv[2],
+			strerror(errno));
+		return 1;
+	}
+	fprintf(stderr, "usage: libc_probe scandir DIR | scandirat DIR NAME | glob PATTERN | utime PATH SECONDS | nftw DIR [FLAGS] | ftw DIR\n");
 	return 2;
 }

@@ -281,7 +281,9 @@ case_ls() {
 # scandir(3), scandirat(3) and glob(3) walk directories with libc's own
 # calls: the shield answers them from the fspf too (a file planted on the
 # host is not listed, every recorded one is), and so node's fs.readdir,
-# which is scandir; utime(3) sets a protected file's time.
+# which is scandir; so do ftw(3) and nftw(3), compared flag by flag with
+# libc's own walk of the plaintext tree; utime(3) sets a protected file's
+# time.
 case_libc_walkers() {
 	make_preload_sample
 	local probe=${LIBC_PROBE_BIN:?LIBC_PROBE_BIN is not set (meson sets it)}
@@ -325,6 +327,30 @@ fs.readdir("/app/js", (e, l) => console.log(e ? e.code : l.join(",")));'
 	expect_not_any INTRUDER
 	expect_not_any intruder
 	rm "$ROOT/app/js/intruder.js"
+	# ftw and nftw, with each flag: what libc's own walk of the plaintext
+	# tree shows (in some order), and nothing planted on the host
+	echo "INTRUDER" >"$ROOT/conf/lib/intruder.so"
+	local how
+	for how in ftw "nftw ." "nftw phys" "nftw depth" "nftw phys,depth,chdir" \
+		"nftw chdir" "nftw mount" "nftw skip" "nftw skip,chdir"; do
+		local args=()
+		read -ra args <<<"$how"
+		[ "${args[1]:-}" != . ] || args=(nftw)
+		(cd "$SRC" && "$probe" "${args[0]}" conf "${args[@]:1}" &&
+			"$probe" "${args[0]}" app/js "${args[@]:1}") >"$W/walk" ||
+			fail "libc's own $how failed"
+		sort "$W/walk" >"$W/want.walk"
+		shielded sh -c "cd / && $probe ${args[*]:0:1} conf ${args[*]:1} &&
+			$probe ${args[*]:0:1} app/js ${args[*]:1}"
+		expect_rc 0
+		sort "$OUT" | diff -u "$W/want.walk" - >&2 ||
+			fail "$how walked another tree than libc's walk of the plaintext"
+	done
+	shielded "$probe" nftw /app/js/
+	expect_out '^F 1 main\.js '
+	shielded "$probe" nftw /app/nothing
+	[ "$RC" -ne 0 ] || fail "nftw of a path the fspf does not record succeeded"
+	rm "$ROOT/conf/lib/intruder.so"
 	mutable "$probe" utime /app/js/data.txt 1500000000
 	expect_rc 0
 	shielded SCONE_FSPF_TAG="$(new_tag)" stat -c %Y /app/js/data.txt
