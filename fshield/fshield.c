@@ -56,7 +56,14 @@ struct fshield_volume {
 	unsigned flags;
 	int lock_fd;		/* flock of <fspf>.lock, or -1; the journal */
 	uint64_t journal_len;	/* bytes of journal in it */
+	unsigned lock_wait_ms;	/* how long to wait for the lock */
 	bool dirty;		/* the model differs from the stored fspf */
+	/*
+	 * The writer's lock let go by fshield_volume_suspend(): the model is
+	 * kept for its regions only (fshield_is_protected()); everything
+	 * else is -EBUSY until fshield_volume_resume().
+	 */
+	bool suspended;
 	/*
 	 * What the next commit makes durable on the host (see sync_changes()):
 	 * host directories whose entries changed, the descriptors of files
@@ -160,6 +167,27 @@ static bool writable(const struct fshield_volume *vol)
  * <fspf>.lock, a read-only one a shared one when it can (it still opens
  * where the lock file cannot be created, e.g. a read-only image).
  */
+/*
+ * flock(@fd, @op), waiting up to @wait_ms for another holder to let go
+ * (polled: flock() itself cannot time out). -1 with errno EWOULDBLOCK when
+ * it did not.
+ */
+static int lock_wait(int fd, int op, unsigned wait_ms)
+{
+	uint64_t waited_us = 0, step_us = 1000;
+
+	for (;;) {
+		if (flock(fd, op | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK || waited_us >= wait_ms * 1000ull)
+			return -1;
+		usleep((useconds_t)step_us);
+		waited_us += step_us;
+		if (step_us < 50000)
+			step_us *= 2;
+	}
+}
+
 static int take_lock(struct fshield_volume *vol)
 {
 	bool rw = writable(vol);
@@ -183,7 +211,7 @@ static int take_lock(struct fshield_volume *vol)
 		free(path);
 		return 0;
 	}
-	if (flock(fd, (rw ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+	if (lock_wait(fd, rw ? LOCK_EX : LOCK_SH, vol->lock_wait_ms) < 0) {
 		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
 
 		vol_log(vol, FSHIELD_LOG_ERR,
@@ -389,6 +417,7 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 	pthread_rwlock_init(&vol->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	vol->lock_fd = -1;
+	vol->lock_wait_ms = cfg->lock_wait_ms;
 	vol->flags = cfg->flags;
 	vol->log = cfg->log;
 	vol->log_ctx = cfg->log_ctx;
@@ -828,6 +857,96 @@ EXPORT void fshield_volume_tag(struct fshield_volume *vol,
 	pthread_rwlock_unlock(&vol->lock);
 }
 
+EXPORT int fshield_volume_suspend(struct fshield_volume *vol)
+{
+	int err;
+
+	if (!writable(vol) || vol->lock_fd < 0)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&vol->lock);
+	if (vol->suspended) {
+		pthread_rwlock_unlock(&vol->lock);
+		return 0;
+	}
+	for (struct node *n = vol->nodes; n; n = n->next) {
+		if (n->model == vol->fspf) { /* open: nothing to let go of */
+			pthread_rwlock_unlock(&vol->lock);
+			return -EBUSY;
+		}
+	}
+	err = commit_locked(vol);
+	if (!err && flock(vol->lock_fd, LOCK_UN) < 0)
+		err = -errno;
+	if (!err) {
+		vol->suspended = true;
+		vol_log(vol, FSHIELD_LOG_DEBUG, "'%s' suspended at its tag",
+			vol->fspf_path);
+	}
+	pthread_rwlock_unlock(&vol->lock);
+	return err;
+}
+
+/*
+ * The fspf as another writer may have left it, checked against @expected,
+ * into vol->fspf (vol->lock held for writing, the writer's lock held).
+ */
+static int reload(struct fshield_volume *vol, const uint8_t *expected)
+{
+	struct fspf *old = vol->fspf;
+	uint8_t old_tag[FSHIELD_TAG_BYTES];
+	int err;
+
+	memcpy(old_tag, vol->tag, sizeof(old_tag));
+	vol->fspf = NULL;
+	err = fspf_load(vol->fspf_path, vol->key, &vol->fspf, vol->tag);
+	if (err || !fsh_memeq(expected, vol->tag, FSHIELD_TAG_BYTES))
+		err = roll_forward(vol, expected, err ? err : -ESTALE);
+	if (!err && !fsh_memeq(expected, vol->tag, FSHIELD_TAG_BYTES))
+		err = -ESTALE;
+	if (err) {
+		fspf_free(vol->fspf);
+		vol->fspf = old;
+		memcpy(vol->tag, old_tag, sizeof(old_tag));
+		return err;
+	}
+	fspf_free(old);
+	return 0;
+}
+
+EXPORT int fshield_volume_resume(struct fshield_volume *vol,
+				 const uint8_t expected_tag[FSHIELD_TAG_BYTES])
+{
+	uint8_t want[FSHIELD_TAG_BYTES];
+	int err = 0;
+
+	pthread_rwlock_wrlock(&vol->lock);
+	if (!vol->suspended)
+		goto out;
+	memcpy(want, expected_tag ? expected_tag : vol->tag, sizeof(want));
+	if (lock_wait(vol->lock_fd, LOCK_EX, vol->lock_wait_ms) < 0) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		vol_log(vol, FSHIELD_LOG_ERR, "cannot lock '%s' again: %s",
+			vol->fspf_path,
+			err == -EBUSY ? "another writer holds it" : strerror(-err));
+		goto out;
+	}
+	err = reload(vol, want);
+	if (err) {
+		vol_log(vol, FSHIELD_LOG_ERR, "cannot resume '%s': %s",
+			vol->fspf_path, fshield_strerror(err));
+		flock(vol->lock_fd, LOCK_UN);
+		goto out;
+	}
+	vol->suspended = false;
+	vol->journal_len = 0;
+	remove_stale_commits(vol);
+	journal_replay(vol);
+	vol_log(vol, FSHIELD_LOG_DEBUG, "'%s' resumed", vol->fspf_path);
+out:
+	pthread_rwlock_unlock(&vol->lock);
+	return err;
+}
+
 /* ---- paths ---- */
 
 /* What a path is to the shield. Valid while vol->lock is held. */
@@ -856,8 +975,23 @@ static bool above_embed_point(const struct fspf *f, const char *path)
 	return false;
 }
 
+static int locate_regions(struct fshield_volume *vol, const char *path,
+			  struct where *w);
+
+/* Where @path is; -EBUSY while the volume is suspended. */
 static int locate(struct fshield_volume *vol, const char *path,
 		  struct where *w)
+{
+	if (vol->suspended) {
+		memset(w, 0, sizeof(*w));
+		return -EBUSY;
+	}
+	return locate_regions(vol, path, w);
+}
+
+/* locate(), of a suspended volume too (its regions do not change). */
+static int locate_regions(struct fshield_volume *vol, const char *path,
+			  struct where *w)
 {
 	size_t ri;
 
@@ -1287,7 +1421,7 @@ EXPORT int fshield_is_protected(struct fshield_volume *vol,
 	int err;
 
 	pthread_rwlock_rdlock(&vol->lock);
-	err = locate(vol, path, &w);
+	err = locate_regions(vol, path, &w);
 	pthread_rwlock_unlock(&vol->lock);
 	if (err && err != -ENOENT)
 		return err;

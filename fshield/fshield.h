@@ -75,6 +75,11 @@ struct fshield_config {
 	fshield_log_fn log;
 	void *log_ctx;
 	const char *tag_path;
+	/*
+	 * How long fshield_volume_open() and fshield_volume_resume() wait
+	 * for another holder of the lock to let go; 0: -EBUSY at once.
+	 */
+	unsigned lock_wait_ms;
 };
 
 struct fshield_volume;
@@ -99,6 +104,34 @@ struct fshield_file;
  */
 int fshield_volume_open(const struct fshield_config *config,
 			struct fshield_volume **vol_ret);
+
+/**
+ * fshield_volume_suspend() - commit writable @vol and let go of its
+ * writer's lock, so that another process can write the tree meanwhile
+ * (a child that a program starts and waits for). Only
+ * fshield_is_protected(), fshield_volume_tag(), fshield_commit() (nothing
+ * to commit) and fshield_volume_resume() work on a suspended volume; the
+ * other calls fail with -EBUSY.
+ *
+ * Return: 0, -EBUSY while a file of the fspf is open, -EINVAL when @vol is
+ * not writable, or the error of the commit (the volume stays as it was).
+ */
+int fshield_volume_suspend(struct fshield_volume *vol);
+
+/**
+ * fshield_volume_resume() - take the writer's lock of a suspended @vol
+ * again (waiting as config->lock_wait_ms says) and load its fspf afresh,
+ * which must have tag @expected_tag (NULL: the tag @vol had when it was
+ * suspended, so that any commit by another process in between is refused).
+ * Interrupted commits are completed and uncommitted creates undone, as at
+ * fshield_volume_open().
+ *
+ * Return: 0 (also when @vol was not suspended), -EBUSY (the lock stayed
+ * taken), -ESTALE (another tag), or an error of loading the fspf; @vol then
+ * stays suspended.
+ */
+int fshield_volume_resume(struct fshield_volume *vol,
+			  const uint8_t expected_tag[FSHIELD_TAG_BYTES]);
 
 /**
  * fshield_strerror() - a message for an error of fshield_volume_open() and

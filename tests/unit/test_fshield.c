@@ -286,6 +286,104 @@ static void test_lock(void)
 	fshield_volume_close(b);
 }
 
+static int read_tag_file(uint8_t tag[FSHIELD_TAG_BYTES])
+{
+	char hex[2 * FSHIELD_TAG_BYTES + 2] = { 0 };
+	FILE *f = fopen(g_tagfile, "r");
+	size_t n = f ? fread(hex, 1, sizeof(hex) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	return n >= 2 * FSHIELD_TAG_BYTES
+		       ? fsh_hex_decode(hex, 2 * FSHIELD_TAG_BYTES, tag,
+					FSHIELD_TAG_BYTES)
+		       : -EINVAL;
+}
+
+struct suspender {
+	struct fshield_volume *vol;
+	int err;
+};
+
+static void *suspend_later(void *arg)
+{
+	struct suspender *s = arg;
+
+	usleep(200 * 1000);
+	s->err = fshield_volume_suspend(s->vol);
+	return NULL;
+}
+
+/*
+ * A writer lets go (suspend) for another to write, then resumes at the
+ * tag the other left; only at that tag, and never while a file is open.
+ */
+static void test_suspend_resume(void)
+{
+	struct fshield_config cfg = {
+		.fspf_path = g_fspf, .root = g_root, .key = g_key,
+		.flags = FSHIELD_WRITABLE | FSHIELD_COMMIT_EXPLICIT,
+		.tag_path = g_tagfile, .log = log_line, .lock_wait_ms = 5000,
+	};
+	struct fshield_volume *a, *b;
+	struct fshield_file *f;
+	struct suspender sp;
+	uint8_t tag[FSHIELD_TAG_BYTES];
+	struct stat st;
+	pthread_t t;
+
+	REQUIRE_INT(make_tree(), 0);
+	REQUIRE_INT(rw(&a), 0);
+	REQUIRE_INT(fshield_open(a, "/enc/a", O_RDWR | O_CREAT, 0600, &f), 0);
+	CHECK_INT(fshield_pwrite(f, "from a", 6, 0), 6);
+	CHECK_INT(fshield_volume_suspend(a), -EBUSY); /* a file is open */
+	CHECK_INT(fshield_close(f), 0);
+	CHECK_INT(fshield_is_protected(a, "/enc/a"), 1);
+	/* b waits for a, which lets go 200 ms later (and commits) */
+	sp.vol = a;
+	REQUIRE_INT(pthread_create(&t, NULL, suspend_later, &sp), 0);
+	CHECK_INT(read_tag_file(tag), -EINVAL); /* nothing committed yet */
+	cfg.expected_tag = NULL;
+	cfg.flags |= FSHIELD_NO_ROLLBACK_PROTECTION;
+	REQUIRE_INT(fshield_volume_open(&cfg, &b), 0);
+	pthread_join(t, NULL);
+	CHECK_INT(sp.err, 0);
+	/* suspended: its regions answer, nothing else does */
+	CHECK_INT(fshield_is_protected(a, "/auth/x"), 1);
+	CHECK_INT(fshield_stat(a, "/enc/a", &st), -EBUSY);
+	CHECK_INT(fshield_open(a, "/enc/b", O_RDWR | O_CREAT, 0600, &f),
+		  -EBUSY);
+	CHECK_INT(fshield_mkdir(a, "/enc/d", 0700), -EBUSY);
+	CHECK_INT(fshield_commit(a, NULL), 0);
+	CHECK(same_content(b, "/enc/a", (const uint8_t *)"from a", 6));
+	REQUIRE_INT(fshield_open(b, "/enc/b", O_RDWR | O_CREAT, 0600, &f), 0);
+	CHECK_INT(fshield_pwrite(f, "from b", 6, 0), 6);
+	CHECK_INT(fshield_close(f), 0);
+	CHECK_INT(fshield_unlink(b, "/enc/a"), 0);
+	/* a cannot take it back while b holds it */
+	CHECK_INT(fshield_volume_resume(a, NULL), -EBUSY);
+	CHECK_INT(fshield_volume_close(b), 0);
+	/* b committed: a's own tag is refused, the tag file's is taken */
+	CHECK_INT(fshield_volume_resume(a, NULL), -ESTALE);
+	CHECK_INT(fshield_stat(a, "/enc/b", &st), -EBUSY);
+	REQUIRE_INT(read_tag_file(tag), 0);
+	CHECK_INT(fshield_volume_resume(a, tag), 0);
+	CHECK(same_content(a, "/enc/b", (const uint8_t *)"from b", 6));
+	CHECK_INT(fshield_stat(a, "/enc/a", &st), -ENOENT);
+	CHECK_INT(fshield_volume_resume(a, NULL), 0); /* not suspended */
+	REQUIRE_INT(fshield_open(a, "/enc/c", O_RDWR | O_CREAT, 0600, &f), 0);
+	CHECK_INT(fshield_close(f), 0);
+	/* the other writer is refused again while a holds it */
+	cfg.lock_wait_ms = 0;
+	CHECK_INT(fshield_volume_open(&cfg, &b), -EBUSY);
+	CHECK_INT(fshield_commit(a, g_tag), 0);
+	fshield_volume_close(a);
+	REQUIRE_INT(open_vol(0, g_tag, &a), 0);
+	CHECK_INT(fshield_stat(a, "/enc/c", &st), 0);
+	CHECK_INT(fshield_stat(a, "/enc/b", &st), 0);
+	fshield_volume_close(a);
+}
+
 static void test_read_only(void)
 {
 	struct fshield_volume *vol;
@@ -891,6 +989,7 @@ int main(void)
 	TAP_RUN(test_random_not_protected);
 	TAP_RUN(test_commit_and_rollback);
 	TAP_RUN(test_lock);
+	TAP_RUN(test_suspend_resume);
 	TAP_RUN(test_read_only);
 	TAP_RUN(test_open_files_follow);
 	TAP_RUN(test_namespace_errors);
