@@ -32,6 +32,7 @@
 #include <string.h>
 #include <ftw.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -188,6 +189,31 @@ static int lock_wait(int fd, int op, unsigned wait_ms)
 	}
 }
 
+/*
+ * @fd moved near the top of the descriptor range (below RLIMIT_NOFILE's
+ * soft limit and 1024), where programs do not pick numbers of their own:
+ * a shell's "exec 3>file" would otherwise close a descriptor of ours
+ * whose number it took for free (and with it, our lock). Unchanged when
+ * there is no room.
+ */
+static int fd_high(int fd)
+{
+	struct rlimit rl;
+	rlim_t top;
+	int moved;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return fd;
+	top = rl.rlim_cur < 1024 ? rl.rlim_cur : 1024;
+	if (top < 128)
+		return fd;
+	moved = fcntl(fd, F_DUPFD_CLOEXEC, (int)(top - 64));
+	if (moved < 0)
+		return fd;
+	close(fd);
+	return moved;
+}
+
 static int take_lock(struct fshield_volume *vol)
 {
 	bool rw = writable(vol);
@@ -224,7 +250,7 @@ static int take_lock(struct fshield_volume *vol)
 		return err;
 	}
 	free(path);
-	vol->lock_fd = fd;
+	vol->lock_fd = fd_high(fd);
 	return 0;
 }
 

@@ -35,8 +35,18 @@ __thread int t_depth __attribute__((tls_model("initial-exec")));
 
 static int g_log_level;
 static const char *g_fspf_path;
+/*
+ * SCONE_FSPF_MUTABLE: the volume let go while this process waits for a
+ * child (volume_yield()), taken back on the next call into the runtime;
+ * written under g_runtime_lock held for writing. The expected tag then
+ * comes from the tag file when the start took it from there.
+ */
+static bool g_suspended;
+static bool g_tag_from_file;
 /* SCONE_FSPF_MUTABLE: the directory of the lock placeholders. */
 static int g_lock_dirfd = -1;
+static dev_t g_lock_dev;	/* g_lock_dirfd's, checked before emptying it */
+static ino_t g_lock_ino;
 static int g_log_fd = STDERR_FILENO;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 /*
@@ -236,6 +246,28 @@ static const char *read_tag(uint8_t tag[FSHIELD_TAG_BYTES], unsigned *flags)
 	return NULL;
 }
 
+/*
+ * SCONE_FSPF_LOCK_WAIT: seconds to wait at start for another process's
+ * hold of the fspf (a writer, or the readers a writer waits for) to end;
+ * default 10, 0: refused at once.
+ */
+static const char *read_lock_wait(unsigned *ms)
+{
+	const char *v = env("SCONE_FSPF_LOCK_WAIT");
+	char *end;
+	unsigned long sec;
+
+	*ms = 10000;
+	if (!v)
+		return NULL;
+	errno = 0;
+	sec = strtoul(v, &end, 10);
+	if (errno || *end || end == v || sec > 86400)
+		return "SCONE_FSPF_LOCK_WAIT must be a number of seconds (0 to 86400)";
+	*ms = (unsigned)sec * 1000;
+	return NULL;
+}
+
 /* SCONE_ALLOW_DLOPEN: unset, empty or 0, 1, or 2 (fshield-preload(8)). */
 static const char *read_dlopen_mode(int *mode)
 {
@@ -329,10 +361,18 @@ static void atfork_child(void)
 static void lock_dir_clear(void)
 {
 	struct dirent *de;
+	struct stat st;
 	DIR *d;
 	int fd;
 
 	t_depth++;
+	/* Still our directory (a program may have taken its number): */
+	if (REAL(fstat)(g_lock_dirfd, &st) < 0 || st.st_dev != g_lock_dev ||
+	    st.st_ino != g_lock_ino) {
+		plog(FSHIELD_LOG_ERR, "the directory of the lock placeholders is no longer ours: not emptied");
+		t_depth--;
+		return;
+	}
 	fd = REAL(dup)(g_lock_dirfd);
 	d = fd < 0 ? NULL : REAL(fdopendir)(fd);
 	if (!d && fd >= 0)
@@ -365,7 +405,14 @@ static const char *lock_dir_make(const char *fspf)
 		REAL(close)(fd);
 		return "the directory of the lock placeholders (<fspf>.locks) is not ours alone (owner, mode 0700)";
 	}
-	g_lock_dirfd = fd;
+	/* Out of the way of numbers a program picks itself (see fd_high()). */
+	g_lock_dirfd = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 960);
+	if (g_lock_dirfd < 0)
+		g_lock_dirfd = fd;
+	else
+		REAL(close)(fd);
+	g_lock_dev = st.st_dev;
+	g_lock_ino = st.st_ino;
 	lock_dir_clear();
 	return NULL;
 }
@@ -413,7 +460,10 @@ static void init_once(void)
 	if (!why && g_mutable) {
 		cfg.flags |= FSHIELD_WRITABLE;
 		cfg.tag_path = env("SCONE_FSPF_TAG_FILE");
+		g_tag_from_file = cfg.tag_path && !env("SCONE_FSPF_TAG");
 	}
+	if (!why)
+		why = read_lock_wait(&cfg.lock_wait_ms);
 	if (why) {
 		fsh_wipe(key, sizeof(key));
 		refuse(cfg.fspf_path, why);
@@ -492,10 +542,135 @@ __attribute__((constructor)) static void preload_ctor(void)
 		preload_init();
 }
 
+/*
+ * Take a suspended volume back (g_runtime_lock held for writing: no call
+ * in the runtime). At the tag the tag file names when the start took its
+ * tag from there (a child committed meanwhile), else at our own: another
+ * writer's commit then leaves the volume suspended, and every call fails
+ * with EBUSY, logged. A forked child never takes its parent's lock.
+ */
+static void volume_resume(void)
+{
+	uint8_t tag[FSHIELD_TAG_BYTES];
+	const uint8_t *expected = NULL;
+	char buf[KEY_HEX_MAX_BYTES] = "";
+	int err;
+
+	if (!g_suspended || g_forked)
+		return;
+	if (g_tag_from_file &&
+	    !tag_from_file(env("SCONE_FSPF_TAG_FILE"), buf, sizeof(buf)) &&
+	    !fsh_hex_decode(buf, strlen(buf), tag, sizeof(tag)))
+		expected = tag;
+	err = fshield_volume_resume(g_vol, expected);
+	if (err) {
+		plog(FSHIELD_LOG_ERR,
+		     "cannot take fspf '%s' back after a child: %s; its files fail with EBUSY",
+		     g_fspf_path, fshield_strerror(err));
+		return;
+	}
+	g_suspended = false;
+	plog(FSHIELD_LOG_DEBUG, "took fspf '%s' back", g_fspf_path);
+}
+
 void shield_enter(void)
 {
 	t_depth++;
 	pthread_rwlock_rdlock(&g_runtime_lock);
+	if (!__atomic_load_n(&g_suspended, __ATOMIC_ACQUIRE) || g_forked)
+		return;
+	pthread_rwlock_unlock(&g_runtime_lock);
+	pthread_rwlock_wrlock(&g_runtime_lock);
+	volume_resume();
+	pthread_rwlock_unlock(&g_runtime_lock);
+	pthread_rwlock_rdlock(&g_runtime_lock);
+}
+
+void shield_enter_regions(void)
+{
+	t_depth++;
+	pthread_rwlock_rdlock(&g_runtime_lock);
+}
+
+/*
+ * Before this process blocks waiting for a child: with no protected file
+ * open, commit and let go of the volume, so that the child (a program
+ * started with the same environment) can write the tree. Taken back on
+ * the next call into the runtime (shield_enter()).
+ */
+void volume_yield(void)
+{
+	int err;
+
+	if (!shield_on() || !shield_writes() ||
+	    __atomic_load_n(&g_suspended, __ATOMIC_ACQUIRE))
+		return;
+	t_depth++;
+	pthread_rwlock_wrlock(&g_runtime_lock);
+	err = g_suspended ? 0 : fshield_volume_suspend(g_vol);
+	if (!err && !g_suspended) {
+		__atomic_store_n(&g_suspended, true, __ATOMIC_RELEASE);
+		plog(FSHIELD_LOG_DEBUG, "let go of fspf '%s' for a child",
+		     g_fspf_path);
+	} else if (err) {
+		plog(FSHIELD_LOG_INFO,
+		     "keeping fspf '%s' while waiting for a child: %s",
+		     g_fspf_path,
+		     err == -EBUSY ? "a protected file is open"
+				   : fshield_strerror(err));
+	}
+	pthread_rwlock_unlock(&g_runtime_lock);
+	t_depth--;
+}
+
+/* ---- waiting for children ---- */
+
+EXPORT pid_t wait(int *status)
+{
+	volume_yield();
+	return REAL(wait)(status);
+}
+
+EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+{
+	if (!(options & WNOHANG))
+		volume_yield();
+	return REAL(waitpid)(pid, status, options);
+}
+
+EXPORT int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+{
+	if (!(options & WNOHANG))
+		volume_yield();
+	return REAL(waitid)(type, id, info, options);
+}
+
+EXPORT pid_t wait3(int *status, int options, struct rusage *usage)
+{
+	if (!(options & WNOHANG))
+		volume_yield();
+	return REAL(wait3)(status, options, usage);
+}
+
+EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *usage)
+{
+	if (!(options & WNOHANG))
+		volume_yield();
+	return REAL(wait4)(pid, status, options, usage);
+}
+
+/* system(3) and pclose(3) wait with libc's own calls. */
+EXPORT int system(const char *command)
+{
+	if (command)
+		volume_yield();
+	return REAL(system)(command);
+}
+
+EXPORT int pclose(FILE *stream)
+{
+	volume_yield();
+	return REAL(pclose)(stream);
 }
 
 void shield_leave(void)

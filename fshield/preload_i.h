@@ -31,7 +31,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <utime.h>
 
@@ -208,6 +210,13 @@ _Static_assert(sizeof(struct dirent) == sizeof(struct dirent64),
 	X(int, glob64, (const char *, int, int (*)(const char *, int),       \
 			glob64_t *))                                         \
 	X(int, utime, (const char *, const struct utimbuf *))                \
+	X(pid_t, wait, (int *))                                              \
+	X(pid_t, waitpid, (pid_t, int *, int))                               \
+	X(int, waitid, (idtype_t, id_t, siginfo_t *, int))                   \
+	X(pid_t, wait3, (int *, int, struct rusage *))                       \
+	X(pid_t, wait4, (pid_t, int *, int, struct rusage *))                \
+	X(int, system, (const char *))                                       \
+	X(int, pclose, (FILE *))                                             \
 	X(int, nftw, (const char *,                                          \
 		      int (*)(const char *, const struct stat *, int,        \
 			      struct FTW *),                                 \
@@ -311,9 +320,16 @@ static inline bool shield_on(void)
 	return g_vol != NULL;
 }
 
-/* Around every call into the runtime (fork waits for them to end). */
+/*
+ * Around every call into the runtime (fork waits for them to end); a
+ * volume let go for a child is taken back first, except by
+ * shield_enter_regions(), for fshield_is_protected() alone.
+ */
 void shield_enter(void);
+void shield_enter_regions(void);
 void shield_leave(void);
+/* SCONE_FSPF_MUTABLE: let go of the volume before waiting for a child. */
+void volume_yield(void);
 
 __attribute__((format(printf, 2, 3))) void plog(int level,
 						 const char *fmt, ...);

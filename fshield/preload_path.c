@@ -96,7 +96,7 @@ static int protected(const char *path)
 {
 	int r;
 
-	shield_enter();
+	shield_enter_regions();
 	r = fshield_is_protected(g_vol, *path ? path : "/");
 	shield_leave();
 	return r;
