@@ -45,6 +45,20 @@
 /* A write seals and writes at most this much at a time (at least a chunk). */
 #define SEGMENT_BYTES (256u << 10)
 
+/*
+ * With a tag file, the newest fspf lives in a slot file between commits;
+ * it is renamed into place at close and after this many commits, so that
+ * the fspf itself is never far behind (for readers without the tag).
+ */
+#define SLOT_RENAME_COMMITS 64u
+
+/* A file the volume keeps open, known by its inode (see held()). */
+struct held_file {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+};
+
 struct node;
 
 struct fshield_volume {
@@ -75,6 +89,18 @@ struct fshield_volume {
 	int closed_fds[16];
 	size_t closed_count;
 	bool sync_all;
+	/*
+	 * Commits with a tag file (see commit_locked()): the two slot files
+	 * <fspf>.tmp.0 and .1, the one whose state the tag file names (-1:
+	 * the fspf itself), the commits since the fspf was last put in place,
+	 * and the tag file once this volume wrote it. @slots_pinned: a tag
+	 * write failed, so the tag file may name either slot: the next
+	 * commit goes by rename.
+	 */
+	struct held_file slot[2], tag_file;
+	int slot_cur;
+	unsigned slot_commits;
+	bool slots_pinned;
 	uint8_t tag[FSHIELD_TAG_BYTES];
 	struct node *nodes;	/* open protected files */
 	struct fspf *eph;	/* ephemeral regions' entries, or NULL */
@@ -444,6 +470,8 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 	pthread_rwlockattr_destroy(&attr);
 	vol->lock_fd = -1;
 	vol->lock_wait_ms = cfg->lock_wait_ms;
+	vol->slot[0].fd = vol->slot[1].fd = vol->tag_file.fd = -1;
+	vol->slot_cur = -1;
 	vol->flags = cfg->flags;
 	vol->log = cfg->log;
 	vol->log_ctx = cfg->log_ctx;
@@ -718,15 +746,89 @@ static int sync_changes(struct fshield_volume *vol)
 	return 0;
 }
 
-/* Replace the tag file with @tag in hex, atomically. */
+/*
+ * @h still is the file this volume opened: a program that shares the
+ * process (the preload layer) may close any descriptor, or dup2() another
+ * file over it, and a file of that number must then never be written.
+ */
+static bool held(const struct held_file *h)
+{
+	struct stat st;
+
+	return h->fd >= 0 && fstat(h->fd, &st) == 0 && st.st_dev == h->dev &&
+	       st.st_ino == h->ino;
+}
+
+static void hold(struct held_file *h, int fd)
+{
+	struct stat st;
+
+	h->fd = fd;
+	if (fstat(fd, &st) == 0) {
+		h->dev = st.st_dev;
+		h->ino = st.st_ino;
+	} else { /* cannot be checked: never written through */
+		close(fd);
+		h->fd = -1;
+	}
+}
+
+static void drop(struct held_file *h)
+{
+	if (held(h))
+		close(h->fd);
+	h->fd = -1;
+}
+
+/* @path names the file @h (stat by name: nothing replaced it since). */
+static bool names(const char *path, const struct held_file *h)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && st.st_dev == h->dev &&
+	       st.st_ino == h->ino;
+}
+
+/* fsync of the directory that holds @path. */
+static int sync_dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd, err = 0;
+
+	dir = !slash	      ? strdup(".")
+	      : slash == path ? strdup("/")
+			      : strndup(path, (size_t)(slash - path));
+	if (!dir)
+		return -ENOMEM;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	return err;
+}
+
+static void tag_line(const struct fshield_volume *vol,
+		     char hex[2 * FSHIELD_TAG_BYTES + 2])
+{
+	fsh_hex_encode(vol->tag, FSHIELD_TAG_BYTES, hex);
+	strcat(hex, "\n");
+}
+
+/*
+ * Replace the tag file with @tag in hex, atomically (a new file, fsync,
+ * rename, fsync of its directory), and keep that file open for
+ * write_tag() to rewrite in place.
+ */
 static int write_tag_file(struct fshield_volume *vol)
 {
 	char hex[2 * FSHIELD_TAG_BYTES + 2], *tmp;
 	size_t len;
 	int fd, err = 0;
 
-	fsh_hex_encode(vol->tag, FSHIELD_TAG_BYTES, hex);
-	strcat(hex, "\n");
+	tag_line(vol, hex);
 	len = strlen(hex);
 	if (asprintf(&tmp, "%s.XXXXXX", vol->tag_path) < 0)
 		return -ENOMEM;
@@ -738,27 +840,16 @@ static int write_tag_file(struct fshield_volume *vol)
 	if (fchmod(fd, 0644) < 0 || write(fd, hex, len) != (ssize_t)len ||
 	    fsync(fd) < 0)
 		err = errno ? -errno : -EIO;
-	if (close(fd) < 0 && !err)
-		err = -errno;
 	if (!err && rename(tmp, vol->tag_path) < 0)
 		err = -errno;
 	if (err) {
+		close(fd);
 		unlink(tmp);
-	} else { /* the rename itself durable */
-		char *slash = strrchr(vol->tag_path, '/');
-		int dfd;
-
-		if (slash)
-			*slash = '\0';
-		dfd = open(slash ? (*vol->tag_path ? vol->tag_path : "/") : ".",
-			   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (slash)
-			*slash = '/';
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
+		goto out;
 	}
+	(void)sync_dir_of(vol->tag_path); /* the rename itself durable */
+	drop(&vol->tag_file);
+	hold(&vol->tag_file, fd);
 out:
 	if (err)
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot write the tag file '%s': %s",
@@ -767,34 +858,152 @@ out:
 	return err;
 }
 
-/* Called with vol->lock held for writing. */
-static int commit_locked(struct fshield_volume *vol)
+/*
+ * Name @tag in the tag file: in place (pwrite of the line at offset 0,
+ * fdatasync) when the file at the tag path is still the one this volume
+ * wrote last, with the line's size; else by write_tag_file(). In place,
+ * the new line is one write of 33 bytes at offset 0, inside the first
+ * sector of the file: a power loss leaves the old line or the new one on
+ * devices that write a sector atomically (what PostgreSQL's pg_control
+ * and LMDB's meta pages rely on too). A line torn anyway names no fspf
+ * (a tag is not guessable), so the volume is refused, never opened at a
+ * wrong state.
+ */
+static int write_tag(struct fshield_volume *vol)
 {
-	uint8_t tag[FSHIELD_TAG_BYTES], old[FSHIELD_TAG_BYTES];
+	char hex[2 * FSHIELD_TAG_BYTES + 2];
+	struct stat st;
+	size_t len;
+
+	tag_line(vol, hex);
+	len = strlen(hex);
+	if (!held(&vol->tag_file) || fstat(vol->tag_file.fd, &st) < 0 ||
+	    st.st_size != (off_t)len || !names(vol->tag_path, &vol->tag_file))
+		return write_tag_file(vol);
+	if (pwrite(vol->tag_file.fd, hex, len, 0) != (ssize_t)len ||
+	    fdatasync(vol->tag_file.fd) < 0) {
+		int err = errno ? -errno : -EIO;
+
+		vol_log(vol, FSHIELD_LOG_ERR,
+			"cannot write the tag file '%s': %s", vol->tag_path,
+			strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static void slot_path(const struct fshield_volume *vol, int k,
+		      char path[PATH_MAX])
+{
+	snprintf(path, PATH_MAX, "%s.tmp.%d", vol->fspf_path, k);
+}
+
+/*
+ * Slot @k open for writing; *@created when it was made now (a new file
+ * from O_EXCL, never someone's file at that name or through a link).
+ */
+static int open_slot(struct fshield_volume *vol, int k, bool *created)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	*created = false;
+	if (held(&vol->slot[k]))
+		return 0;
+	vol->slot[k].fd = -1; /* gone, or not ours any more */
+	slot_path(vol, k, path);
+	/* Not the slot the tag file names (that is the other one): free. */
+	unlink(path);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC |
+				O_NOCTTY, 0600);
+	if (fd < 0)
+		return -errno;
+	hold(&vol->slot[k], fd);
+	if (vol->slot[k].fd < 0) {
+		unlink(path);
+		return -EIO;
+	}
+	*created = true;
+	return 0;
+}
+
+/*
+ * Rename the slot whose state the tag file names over the fspf, and
+ * forget it (it is the fspf now, never to be rewritten). Not synced: the
+ * tag file names that state, so a rename lost in a crash leaves the slot
+ * where fspf_load_pending() finds it at the next open.
+ */
+static void put_in_place(struct fshield_volume *vol)
+{
+	char path[PATH_MAX];
+	int k = vol->slot_cur;
+
+	if (k < 0 || vol->slots_pinned)
+		return;
+	slot_path(vol, k, path);
+	if (!held(&vol->slot[k]) || !names(path, &vol->slot[k]) ||
+	    rename(path, vol->fspf_path) < 0) {
+		vol_log(vol, FSHIELD_LOG_WARNING,
+			"cannot put the newest fspf '%s' in place of '%s' (the next open takes it from there)",
+			path, vol->fspf_path);
+		return;
+	}
+	drop(&vol->slot[k]);
+	vol->slot_cur = -1;
+	vol->slot_commits = 0;
+}
+
+/*
+ * A commit with a tag file, without creating or renaming anything:
+ * the new fspf is written in place into the slot the tag file does not
+ * name, then the tag file names it. See commit_locked().
+ */
+static int commit_slot(struct fshield_volume *vol,
+		       uint8_t tag[FSHIELD_TAG_BYTES])
+{
+	uint8_t old[FSHIELD_TAG_BYTES];
+	int k = vol->slot_cur == 0 ? 1 : 0, err;
+	bool created;
+
+	err = open_slot(vol, k, &created);
+	if (!err)
+		err = fspf_store_fd(vol->fspf, vol->slot[k].fd, vol->key,
+				    created, tag);
+	/* A new name: durable, with every earlier change of the directory. */
+	if (!err && created)
+		err = sync_dir_of(vol->fspf_path);
+	if (err) {
+		vol_log(vol, FSHIELD_LOG_ERR, "cannot commit '%s': %s",
+			vol->fspf_path, strerror(-err));
+		return err;
+	}
+	memcpy(old, vol->tag, sizeof(old));
+	memcpy(vol->tag, tag, FSHIELD_TAG_BYTES);
+	err = write_tag(vol);
+	if (err) {
+		/* The tag file may name either slot now: keep both. */
+		memcpy(vol->tag, old, sizeof(old));
+		vol->slots_pinned = true;
+		return err;
+	}
+	vol->slot_cur = k;
+	if (++vol->slot_commits >= SLOT_RENAME_COMMITS)
+		put_in_place(vol);
+	return 0;
+}
+
+/*
+ * A commit by rename: the new fspf to a new temporary file, then (with a
+ * tag file, the commit point) the tag file by rename, then the fspf by
+ * rename. See commit_locked().
+ */
+static int commit_rename(struct fshield_volume *vol,
+			 uint8_t tag[FSHIELD_TAG_BYTES])
+{
+	uint8_t old[FSHIELD_TAG_BYTES];
 	struct fspf_pending *pending;
-	char hex[2 * FSHIELD_TAG_BYTES + 1];
 	int err;
 
-	if (!vol->dirty)
-		return 0;
-	/* The data first: the new fspf must not name chunks not on disk. */
-	err = sync_changes(vol);
-	if (err)
-		return err;
-	/*
-	 * The new fspf is written and synced first (fsync of a new file makes
-	 * its name durable too, on the Linux file systems we know of: ext4,
-	 * XFS, btrfs log the create with the inode); then the tag file names
-	 * it (the commit point: synced, renamed, its directory synced); then
-	 * it is renamed into place. A crash in between leaves it complete
-	 * beside the old one, where the next open with the tag file's tag
-	 * finds it (roll_forward()). So with a tag file the rename need not
-	 * be durable before the commit returns (no fsync of the directory:
-	 * three syncs a commit, not four): lost in a crash, it is redone by
-	 * the next open, whatever later commits began (the tag file names the
-	 * newest complete one, which a later rename never removes first).
-	 * Without a tag file the rename is the commit point, and synced.
-	 */
 	err = fspf_store_begin(vol->fspf, vol->fspf_path, vol->key, &pending,
 			       tag);
 	if (err) {
@@ -803,7 +1012,7 @@ static int commit_locked(struct fshield_volume *vol)
 		return err;
 	}
 	memcpy(old, vol->tag, sizeof(old));
-	memcpy(vol->tag, tag, sizeof(tag));
+	memcpy(vol->tag, tag, FSHIELD_TAG_BYTES);
 	if (vol->tag_path && (err = write_tag_file(vol))) {
 		fspf_store_abort(pending);
 		memcpy(vol->tag, old, sizeof(old));
@@ -819,6 +1028,65 @@ static int commit_locked(struct fshield_volume *vol)
 			write_tag_file(vol); /* back to the fspf in place */
 		return err;
 	}
+	/* The tag file names the fspf: both slots are free again. */
+	vol->slot_cur = -1;
+	vol->slots_pinned = false;
+	return 0;
+}
+
+/*
+ * Called with vol->lock held for writing.
+ *
+ * The order of a commit, and why a crash (a power loss included) at any
+ * point leaves a volume that opens at the tag file's tag, at a state at
+ * least as new as the last commit that returned:
+ *
+ * 1. sync_changes(): the data the new fspf names is durable before
+ *    anything names it (the new fspf must not name chunks not on disk).
+ *
+ * 2. With a tag file (commit_slot()): the new fspf is written in place
+ *    into the slot file the tag file does not name, <fspf>.tmp.0 or .1
+ *    (pwrite, ftruncate, fdatasync; a slot made now: fsync, then fsync of
+ *    its directory, so that its name is durable). A crash here tears at
+ *    most that slot, which nothing names: the tag file still names the
+ *    other slot or the fspf, untouched since that tag was written.
+ *
+ * 3. The tag file names the new tag (write_tag(): in place, one 33-byte
+ *    write in its first sector, fdatasync): the commit point. Before it
+ *    is durable the old tag stands with its state; after, the new one
+ *    with its slot, already durable (2). The next open with the tag file's
+ *    tag finds the state in the fspf or, if it is not there, in the slot
+ *    (roll_forward(), fspf_load_pending(): a torn slot does not verify and
+ *    is passed over). No file is created or renamed: two syncs besides
+ *    the data, not five (the new temporary fspf, the new tag file, the
+ *    directory, each a journal commit of its own).
+ *
+ * 4. The slot is renamed over the fspf only at close and every
+ *    SLOT_RENAME_COMMITS commits (put_in_place(), unsynced: a lost rename
+ *    leaves the slot, which the tag file still names, for the next open).
+ *    The next commit then writes the other slot, or makes a new one.
+ *
+ * Without a tag file, or after a failed tag write (commit_rename()), the
+ * new fspf goes to a new temporary file (write, fsync: its name durable
+ * with it); with a tag file, the tag file names it by rename (synced:
+ * the commit point), then it is renamed over the fspf unsynced, as in 4;
+ * without one, its rename over the fspf is the commit point, and synced.
+ */
+static int commit_locked(struct fshield_volume *vol)
+{
+	uint8_t tag[FSHIELD_TAG_BYTES];
+	char hex[2 * FSHIELD_TAG_BYTES + 1];
+	int err;
+
+	if (!vol->dirty)
+		return 0;
+	err = sync_changes(vol);
+	if (err)
+		return err;
+	err = vol->tag_path && !vol->slots_pinned ? commit_slot(vol, tag)
+						  : commit_rename(vol, tag);
+	if (err)
+		return err;
 	vol->dirty = false;
 	if (vol->lock_fd >= 0 && vol->journal_len &&
 	    ftruncate(vol->lock_fd, 0) == 0)
@@ -850,6 +1118,28 @@ EXPORT int fshield_commit(struct fshield_volume *vol,
 	return err;
 }
 
+/*
+ * At close: the newest state into the fspf's place, the other slot
+ * removed (neither synced: the tag file names that state, see
+ * put_in_place()); after a failed tag write both stay, for the next
+ * open to find the one the tag file names.
+ */
+static void close_slots(struct fshield_volume *vol)
+{
+	char path[PATH_MAX];
+
+	put_in_place(vol);
+	for (int k = 0; k < 2; k++) {
+		slot_path(vol, k, path);
+		if (k != vol->slot_cur && !vol->slots_pinned &&
+		    held(&vol->slot[k]) &&
+		    names(path, &vol->slot[k]))
+			unlink(path);
+		drop(&vol->slot[k]);
+	}
+	drop(&vol->tag_file);
+}
+
 EXPORT int fshield_volume_close(struct fshield_volume *vol)
 {
 	int err = 0;
@@ -859,6 +1149,7 @@ EXPORT int fshield_volume_close(struct fshield_volume *vol)
 	if (vol->fspf && writable(vol)) {
 		pthread_rwlock_wrlock(&vol->lock);
 		err = commit_locked(vol);
+		close_slots(vol);
 		pthread_rwlock_unlock(&vol->lock);
 	}
 	forget_changes(vol);
@@ -901,6 +1192,8 @@ EXPORT int fshield_volume_suspend(struct fshield_volume *vol)
 		}
 	}
 	err = commit_locked(vol);
+	if (!err) /* the next writer finds the fspf in place */
+		close_slots(vol);
 	if (!err && flock(vol->lock_fd, LOCK_UN) < 0)
 		err = -errno;
 	if (!err) {
@@ -965,6 +1258,10 @@ EXPORT int fshield_volume_resume(struct fshield_volume *vol,
 	}
 	vol->suspended = false;
 	vol->journal_len = 0;
+	/* reload() left the fspf in place, the tag file naming it */
+	vol->slot_cur = -1;
+	vol->slots_pinned = false;
+	vol->slot_commits = 0;
 	remove_stale_commits(vol);
 	journal_replay(vol);
 	vol_log(vol, FSHIELD_LOG_DEBUG, "'%s' resumed", vol->fspf_path);

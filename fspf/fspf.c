@@ -1894,6 +1894,40 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
+int fspf_store_fd(const struct fspf *f, int fd, const struct fsh_key *key,
+		  bool new_file, uint8_t tag_ret[FSH_TAG_BYTES])
+{
+	uint8_t tag[FSH_TAG_BYTES];
+	uint8_t *buf = NULL;
+	size_t size, done = 0;
+	int err;
+
+	err = fspf_encode(f, key, &buf, &size, tag);
+	if (err)
+		return err;
+	while (done < size) {
+		ssize_t w = pwrite(fd, buf + done, size - done, (off_t)done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			err = -errno;
+			goto out;
+		}
+		done += (size_t)w;
+	}
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    (new_file ? fsync(fd) : fdatasync(fd)) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (tag_ret)
+		memcpy(tag_ret, tag, FSH_TAG_BYTES);
+out:
+	free(buf);
+	return err;
+}
+
 struct fspf_pending {
 	char *path;
 	char *tmp;

@@ -219,15 +219,33 @@ int fspf_store_finish(struct fspf_pending *pending);
  */
 int fspf_store_rename(struct fspf_pending *pending);
 
+/**
+ * fspf_store_fd() - encode @fspf and write it as the whole content of the
+ * regular file open for writing at @fd, in place: pwrite at offset 0,
+ * ftruncate to its size, then fdatasync (@new_file: fsync, which also makes
+ * a newly created file's name durable on the Linux file systems we know).
+ * For a writer that keeps a pending fspf in a slot file it reuses from
+ * commit to commit (a tag file names the commit, fspf_load_pending() finds
+ * it). Not atomic: while it runs and after it failed the file holds no
+ * valid fspf, so only a file that no tag file names may be passed.
+ * The tag in @tag_ret is the new fspf's.
+ * Return: 0, an error of fspf_encode(), or the negative errno of the write,
+ * truncate or sync.
+ */
+int fspf_store_fd(const struct fspf *fspf, int fd, const struct fsh_key *key,
+		  bool new_file, uint8_t tag_ret[FSH_TAG_BYTES]);
+
 /** fspf_store_abort() - remove the temporary file and free @pending. NULL-safe. */
 void fspf_store_abort(struct fspf_pending *pending);
 
 /**
  * fspf_load_pending() - find the new fspf of an interrupted commit: a
- * temporary file of fspf_store_begin() beside @path ("<path>.tmp.*") that
- * verifies under @key with tag @expected. A writer that names its new tag
- * (a tag file) before it renames the new fspf into place leaves exactly
- * this behind when it dies in between.
+ * temporary file of fspf_store_begin() or a slot file of fspf_store_fd()
+ * beside @path ("<path>.tmp.*") that verifies under @key with tag
+ * @expected. A writer that names its new tag (a tag file) before it renames
+ * the new fspf into place leaves exactly this behind when it dies in
+ * between. Files that do not verify (a slot torn by a crash while it was
+ * rewritten, an older state) are passed over.
  * @pending_ret: the temporary file's path, for the caller to free (and to
  *               rename over @path, if it may write).
  * Return: 0, -ENOENT (none), or the errno of reading the directory.

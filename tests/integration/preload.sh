@@ -879,7 +879,7 @@ fd = os.open(\"/app/h/e/n\", os.O_RDWR); os.ftruncate(fd, 5); os.fsync(fd)
 os.close(fd)"' bash "$W/mutable.sh" "$W/txn.sql" "$PYTHON" ||
 		fail "the workload under strace failed"
 	"$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/sync_order.py" \
-		"$W/strace.log" "$ROOT" "$TAGF" >"$W/order.out" ||
+		"$W/strace.log" "$ROOT" "$TAGF" "$FSPF" >"$W/order.out" ||
 		{ cat "$W/order.out"; fail "a commit named what was not synced"; }
 	new_tag >/dev/null
 }

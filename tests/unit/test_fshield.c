@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fshield.h"
@@ -267,6 +269,222 @@ static void test_commit_and_rollback(void)
 	CHECK_INT(open_vol(0, old, &vol), -ESTALE);
 	REQUIRE_INT(open_vol(0, tag, &vol), 0);
 	CHECK(same_content(vol, "/enc/a", (const uint8_t *)"abc", 3));
+	fshield_volume_close(vol);
+}
+
+/* The tag in the tag file. */
+static void read_tagfile(uint8_t tag[FSHIELD_TAG_BYTES])
+{
+	char hex[80] = "";
+	FILE *fp = fopen(g_tagfile, "r");
+
+	if (fp) {
+		if (!fgets(hex, sizeof(hex), fp))
+			hex[0] = '\0';
+		fclose(fp);
+	}
+	if (fsh_hex_decode(hex, 2 * FSHIELD_TAG_BYTES, tag, FSHIELD_TAG_BYTES))
+		memset(tag, 0, FSHIELD_TAG_BYTES);
+}
+
+/* The tag of the fspf file at @path, or zeros. */
+static void file_tag(const char *path, uint8_t tag[FSHIELD_TAG_BYTES])
+{
+	struct fsh_key *key;
+	struct fspf *f;
+
+	memset(tag, 0, FSHIELD_TAG_BYTES);
+	if (fsh_key_new(32, &key))
+		return;
+	memcpy(fsh_key_bytes_mut(key), g_key, 32);
+	if (fspf_load(path, key, &f, tag) == 0)
+		fspf_free(f);
+	fsh_key_free(key);
+}
+
+/* Write "v<i>" to /enc/a and commit, @n times from @first. */
+static int commits(struct fshield_volume *vol, int first, int n)
+{
+	struct fshield_file *f;
+	char buf[16];
+	int err = fshield_open(vol, "/enc/a", O_WRONLY | O_CREAT | O_TRUNC,
+			       0644, &f);
+
+	for (int i = first; !err && i < first + n; i++) {
+		int len = snprintf(buf, sizeof(buf), "v%d", i);
+
+		if (fshield_pwrite(f, buf, (size_t)len, 0) != len ||
+		    fshield_ftruncate(f, (uint64_t)len) ||
+		    fshield_fsync(f, 0))
+			err = -EIO;
+	}
+	if (!err)
+		fshield_close(f);
+	return err;
+}
+
+/* The descriptor of this process open on @path, or -1. */
+static int fd_of(const char *path)
+{
+	char link[300], target[512];
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int fd = -1;
+	ssize_t n;
+
+	while (d && fd < 0 && (de = readdir(d))) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0 && (target[n] = '\0', !strcmp(target, path)))
+			fd = atoi(de->d_name);
+	}
+	if (d)
+		closedir(d);
+	return fd;
+}
+
+/*
+ * Commits with a tag file rewrite a slot file and the tag file in place:
+ * a writer that dies leaves the fspf behind and the tag file naming a
+ * slot, which every open with that tag takes (never the older slot, not
+ * even when the named one is torn); a writable open puts it in place.
+ */
+static void test_commit_slots(void)
+{
+	uint8_t t[FSHIELD_TAG_BYTES], t0[FSHIELD_TAG_BYTES],
+		ft[FSHIELD_TAG_BYTES];
+	char slot0[300], slot1[300], named[300], other[300];
+	struct fshield_volume *vol;
+	struct stat st;
+	int status;
+	pid_t pid;
+
+	REQUIRE_INT(make_tree(), 0);
+	memcpy(t0, g_tag, sizeof(t0));
+	snprintf(slot0, sizeof(slot0), "%s.tmp.0", g_fspf);
+	snprintf(slot1, sizeof(slot1), "%s.tmp.1", g_fspf);
+	/* A writer that commits three times and dies (no close). */
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		if (rw(&vol) || commits(vol, 1, 3))
+			_exit(1);
+		_exit(0);
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	REQUIRE_INT(status, 0);
+	read_tagfile(t);
+	CHECK(memcmp(t, t0, sizeof(t)) != 0);
+	file_tag(g_fspf, ft);
+	CHECK_MEM(ft, t0, sizeof(ft)); /* the fspf itself is behind */
+	CHECK_INT(stat(slot0, &st), 0);
+	CHECK_INT(stat(slot1, &st), 0);
+	/* Commit 3 went to slot 0 (1, 2, 1... after 0: 0 1 0). */
+	file_tag(slot0, ft);
+	CHECK_MEM(ft, t, sizeof(ft));
+	snprintf(named, sizeof(named), "%s", slot0);
+	snprintf(other, sizeof(other), "%s", slot1);
+	/* A reader at the tag file's tag takes the slot. */
+	REQUIRE_INT(open_vol(0, t, &vol), 0);
+	CHECK(same_content(vol, "/enc/a", (const uint8_t *)"v3", 2));
+	fshield_volume_close(vol);
+	/* The other slot torn: no matter. */
+	CHECK_INT(truncate(other, 100), 0);
+	REQUIRE_INT(open_vol(0, t, &vol), 0);
+	fshield_volume_close(vol);
+	/* The named one torn: refused, although an older state is there. */
+	{
+		char keep[320];
+
+		char half[100];
+		int fd;
+
+		snprintf(keep, sizeof(keep), "%s.keep", g_dir);
+		REQUIRE_INT(rename(named, keep), 0);
+		fd = open(keep, O_RDONLY);
+		REQUIRE(fd >= 0);
+		CHECK_INT(read(fd, half, sizeof(half)), (int)sizeof(half));
+		close(fd);
+		fd = open(named, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		REQUIRE(fd >= 0);
+		CHECK_INT(write(fd, half, sizeof(half)), (int)sizeof(half));
+		close(fd);
+		CHECK_INT(open_vol(0, t, &vol), -ESTALE);
+		REQUIRE_INT(rename(keep, named), 0);
+	}
+	/* A writable open completes the commit; the slots go. */
+	memcpy(g_tag, t, sizeof(t));
+	REQUIRE_INT(rw(&vol), 0);
+	file_tag(g_fspf, ft);
+	CHECK_MEM(ft, t, sizeof(ft));
+	CHECK_INT(stat(slot0, &st), -1);
+	CHECK_INT(stat(slot1, &st), -1);
+	/* A program closed or replaced the volume's descriptors: a file of
+	 * that number is never written, the commit still counts. */
+	REQUIRE_INT(commits(vol, 4, 2), 0);
+	{
+		char scratch[320];
+		int sfd, s0 = fd_of(slot0), tf = fd_of(g_tagfile);
+
+		CHECK(s0 >= 0);
+		CHECK(tf >= 0);
+		snprintf(scratch, sizeof(scratch), "%s/scratch", g_dir);
+		sfd = open(scratch, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		REQUIRE(sfd >= 0);
+		if (s0 >= 0)
+			dup2(sfd, s0);
+		if (tf >= 0)
+			dup2(sfd, tf);
+		REQUIRE_INT(commits(vol, 6, 3), 0);
+		CHECK_INT(fstat(sfd, &st), 0);
+		CHECK_INT(st.st_size, 0);
+		close(sfd);
+		unlink(scratch);
+	}
+	/* The tag file replaced by another file: rewritten by rename, the
+	 * old one left alone. */
+	{
+		char repl[320], old[320];
+		uint8_t before[FSHIELD_TAG_BYTES];
+
+		snprintf(repl, sizeof(repl), "%s.new", g_tagfile);
+		snprintf(old, sizeof(old), "%s.old", g_tagfile);
+		read_tagfile(before);
+		REQUIRE_INT(link(g_tagfile, old), 0);
+		{
+			FILE *fp = fopen(repl, "w");
+
+			REQUIRE(fp);
+			fputs("not a tag, not 33 bytes\n", fp);
+			fclose(fp);
+		}
+		REQUIRE_INT(rename(repl, g_tagfile), 0);
+		REQUIRE_INT(commits(vol, 9, 2), 0);
+		fshield_volume_tag(vol, t);
+		read_tagfile(ft);
+		CHECK_MEM(ft, t, sizeof(ft));
+		snprintf(repl, sizeof(repl), "%s", g_tagfile);
+		memcpy(g_tagfile + strlen(g_tagfile), ".old", 5);
+		read_tagfile(ft);
+		g_tagfile[strlen(repl)] = '\0';
+		CHECK_MEM(ft, before, sizeof(ft));
+		unlink(old);
+	}
+	/* Every 64 commits the fspf itself catches up. */
+	REQUIRE_INT(commits(vol, 11, 64), 0);
+	fshield_volume_tag(vol, t);
+	file_tag(g_fspf, ft);
+	CHECK(memcmp(ft, t0, sizeof(ft)) != 0);
+	CHECK_INT(fshield_volume_close(vol), 0);
+	/* Closed: the fspf is the newest state, no slot left. */
+	read_tagfile(t);
+	file_tag(g_fspf, ft);
+	CHECK_MEM(ft, t, sizeof(ft));
+	CHECK_INT(stat(slot0, &st), -1);
+	CHECK_INT(stat(slot1, &st), -1);
+	memcpy(g_tag, t, sizeof(t));
+	REQUIRE_INT(open_vol(0, t, &vol), 0);
+	CHECK(same_content(vol, "/enc/a", (const uint8_t *)"v74", 3));
 	fshield_volume_close(vol);
 }
 
@@ -988,6 +1206,7 @@ int main(void)
 	TAP_RUN(test_random_authenticated);
 	TAP_RUN(test_random_not_protected);
 	TAP_RUN(test_commit_and_rollback);
+	TAP_RUN(test_commit_slots);
 	TAP_RUN(test_lock);
 	TAP_RUN(test_suspend_resume);
 	TAP_RUN(test_read_only);
