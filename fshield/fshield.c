@@ -216,6 +216,29 @@ static int lock_wait(int fd, int op, unsigned wait_ms)
 }
 
 /*
+ * The tag in tag file @path (32 hex digits, a newline): 0, -ENOENT when
+ * there is no such file, -EINVAL when it holds no tag, or the errno.
+ */
+static int read_tag_file(const char *path, uint8_t tag[FSHIELD_TAG_BYTES])
+{
+	char hex[2 * FSHIELD_TAG_BYTES + 2];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, hex, sizeof(hex), 0);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	if (n < 2 * FSHIELD_TAG_BYTES ||
+	    (n > 2 * FSHIELD_TAG_BYTES && hex[2 * FSHIELD_TAG_BYTES] != '\n') ||
+	    fsh_hex_decode(hex, 2 * FSHIELD_TAG_BYTES, tag, FSHIELD_TAG_BYTES))
+		return -EINVAL;
+	return 0;
+}
+
+/*
  * @fd moved near the top of the descriptor range (below RLIMIT_NOFILE's
  * soft limit and 1024), where programs do not pick numbers of their own:
  * a shell's "exec 3>file" would otherwise close a descriptor of ours
@@ -451,6 +474,8 @@ static void remove_stale_commits(struct fshield_volume *vol)
 EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 			       struct fshield_volume **vol_ret)
 {
+	const uint8_t *expected = cfg ? cfg->expected_tag : NULL;
+	uint8_t file_tag[FSHIELD_TAG_BYTES];
 	struct fshield_volume *vol;
 	pthread_rwlockattr_t attr;
 	int err;
@@ -491,10 +516,17 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 	err = take_lock(vol);
 	if (err)
 		goto fail;
+	if ((cfg->flags & FSHIELD_TAG_FROM_FILE) && vol->tag_path) {
+		err = read_tag_file(vol->tag_path, file_tag);
+		if (!err)
+			expected = file_tag;
+		else if (err != -ENOENT)
+			goto fail;
+	}
 	err = fspf_load(cfg->fspf_path, vol->key, &vol->fspf, vol->tag);
-	if (cfg->expected_tag &&
-	    (err || !fsh_memeq(cfg->expected_tag, vol->tag, FSHIELD_TAG_BYTES)))
-		err = roll_forward(vol, cfg->expected_tag, err);
+	if (expected &&
+	    (err || !fsh_memeq(expected, vol->tag, FSHIELD_TAG_BYTES)))
+		err = roll_forward(vol, expected, err);
 	if (err) {
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot open '%s': %s",
 			cfg->fspf_path, fspf_strerror(err));
@@ -502,12 +534,12 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 	}
 	if (!fspf_is_encrypted(vol->fspf)) {
 		/* Anyone can seal one, with any tag: a key or tag proves nothing. */
-		if (vol->key || cfg->expected_tag ||
+		if (vol->key || expected ||
 		    !(cfg->flags & FSHIELD_ALLOW_UNENCRYPTED)) {
 			vol_log(vol, FSHIELD_LOG_ERR,
 				"refusing '%s': it was never encrypted, so anyone could have written it%s",
 				cfg->fspf_path,
-				vol->key || cfg->expected_tag
+				vol->key || expected
 					? " (a key or an expected tag proves nothing for it)"
 					: "");
 			err = -EPERM;
@@ -517,15 +549,15 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 			"DEBUG ONLY: '%s' is not encrypted: nothing read through it is protected",
 			cfg->fspf_path);
 	}
-	if (cfg->expected_tag &&
-	    !fsh_memeq(cfg->expected_tag, vol->tag, FSHIELD_TAG_BYTES)) {
+	if (expected &&
+	    !fsh_memeq(expected, vol->tag, FSHIELD_TAG_BYTES)) {
 		vol_log(vol, FSHIELD_LOG_ERR,
 			"refusing '%s': its tag is not the expected one: suspected rollback or tampering",
 			cfg->fspf_path);
 		err = -ESTALE;
 		goto fail;
 	}
-	if (!cfg->expected_tag)
+	if (!expected)
 		vol_log(vol, FSHIELD_LOG_WARNING,
 			"'%s' opened without an expected tag: a rollback to an older state cannot be detected",
 			cfg->fspf_path);
@@ -2227,7 +2259,7 @@ static int flush_cache(struct fshield_volume *vol, struct node *n)
 		if (t) /* 0: a time set since the write stands */
 			e->mtime_ns = t;
 		mark_dirty(vol, n->model);
-		n->host_dirty = true;
+		n->host_dirty = n->model == vol->fspf;
 	}
 	pthread_rwlock_unlock(&vol->lock);
 	if (!err)
@@ -2505,7 +2537,7 @@ static int write_segment(struct fshield_volume *vol, struct node *n,
 		memcpy(&e->chunks[idx0], recs, (size_t)count * sizeof(*recs));
 		e->mtime_ns = now_ns();
 		mark_dirty(vol, n->model);
-		n->host_dirty = true;
+		n->host_dirty = n->model == vol->fspf;
 	}
 	pthread_rwlock_unlock(&vol->lock);
 	if (err)
@@ -2626,7 +2658,7 @@ static int node_truncate(struct fshield_volume *vol, struct node *n,
 			e->chunks[idx] = rec;
 		e->mtime_ns = now_ns();
 		mark_dirty(vol, n->model);
-		n->host_dirty = true;
+		n->host_dirty = n->model == vol->fspf;
 	}
 	pthread_rwlock_unlock(&vol->lock);
 	if (!err)

@@ -34,6 +34,12 @@ extern "C" {
  * would be slow).
  */
 #define FSHIELD_COMMIT_EXPLICIT 0x8u
+/*
+ * The expected tag is the one config->tag_path holds when the lock is
+ * taken (config->expected_tag when that file does not exist): a writer
+ * that waited for another one (lock_wait_ms) opens at the state it left.
+ */
+#define FSHIELD_TAG_FROM_FILE 0x10u
 
 /* Flags of fshield_rename(). */
 #define FSHIELD_RENAME_NOREPLACE 0x1u

@@ -43,6 +43,8 @@ static const char *g_fspf_path;
  */
 static bool g_suspended;
 static bool g_tag_from_file;
+static bool g_resume_failed;
+static time_t g_resume_failed_at;
 /* SCONE_FSPF_MUTABLE: the directory of the lock placeholders. */
 static int g_lock_dirfd = -1;
 static dev_t g_lock_dev;	/* g_lock_dirfd's, checked before emptying it */
@@ -461,6 +463,10 @@ static void init_once(void)
 		cfg.flags |= FSHIELD_WRITABLE;
 		cfg.tag_path = env("SCONE_FSPF_TAG_FILE");
 		g_tag_from_file = cfg.tag_path && !env("SCONE_FSPF_TAG");
+		/* read again once the lock is ours: a writer we waited for
+		 * may have committed meanwhile (our parent, at its wait) */
+		if (g_tag_from_file)
+			cfg.flags |= FSHIELD_TAG_FROM_FILE;
 	}
 	if (!why)
 		why = read_lock_wait(&cfg.lock_wait_ms);
@@ -513,6 +519,9 @@ __attribute__((destructor)) static void preload_dtor(void)
 
 	if (!vol || !g_mutable || g_forked || t_depth)
 		return;
+	/* let go for a child that may still write: nothing of ours is left */
+	if (__atomic_load_n(&g_suspended, __ATOMIC_ACQUIRE))
+		return;
 	fflush(NULL);
 	fd_close_files();
 	__atomic_store_n(&g_vol, NULL, __ATOMIC_RELEASE);
@@ -556,14 +565,23 @@ static void volume_resume(void)
 	char buf[KEY_HEX_MAX_BYTES] = "";
 	int err;
 
+	struct timespec now;
+
 	if (!g_suspended || g_forked)
+		return;
+	/* after a failed attempt, the calls of the next second fail at once */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (g_resume_failed && now.tv_sec - g_resume_failed_at <= 1)
 		return;
 	if (g_tag_from_file &&
 	    !tag_from_file(env("SCONE_FSPF_TAG_FILE"), buf, sizeof(buf)) &&
 	    !fsh_hex_decode(buf, strlen(buf), tag, sizeof(tag)))
 		expected = tag;
 	err = fshield_volume_resume(g_vol, expected);
+	g_resume_failed = err != 0;
 	if (err) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		g_resume_failed_at = now.tv_sec;
 		plog(FSHIELD_LOG_ERR,
 		     "cannot take fspf '%s' back after a child: %s; its files fail with EBUSY",
 		     g_fspf_path, fshield_strerror(err));
@@ -606,7 +624,14 @@ void volume_yield(void)
 	    __atomic_load_n(&g_suspended, __ATOMIC_ACQUIRE))
 		return;
 	t_depth++;
-	pthread_rwlock_wrlock(&g_runtime_lock);
+	/*
+	 * Never waited for: a thread in the runtime (or a signal handler
+	 * that interrupted one, waiting in SIGCHLD) keeps the volume.
+	 */
+	if (pthread_rwlock_trywrlock(&g_runtime_lock)) {
+		t_depth--;
+		return;
+	}
 	err = g_suspended ? 0 : fshield_volume_suspend(g_vol);
 	if (!err && !g_suspended) {
 		__atomic_store_n(&g_suspended, true, __ATOMIC_RELEASE);

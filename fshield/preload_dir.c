@@ -7,6 +7,7 @@
  * family tells ours from libc's by a list of the live ones; while none is
  * open, a libc DIR costs one load.
  */
+#include <search.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -535,7 +536,43 @@ struct walk {
 	dev_t dev;
 	char *path; /* the current path, grown as needed */
 	size_t cap;
+	void *seen; /* tsearch() tree of the directories visited, as libc's */
 };
+
+struct walk_dir {
+	dev_t dev;
+	ino_t ino;
+};
+
+static int walk_dir_cmp(const void *a, const void *b)
+{
+	const struct walk_dir *x = a, *y = b;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/*
+ * True the first time directory @st is met: a symbolic link back up (or
+ * a second way to one) is neither entered nor reported again, as libc.
+ */
+static bool walk_first_visit(struct walk *w, const struct stat *st)
+{
+	struct walk_dir key = { st->st_dev, st->st_ino }, *d;
+	void *found;
+
+	if (tfind(&key, &w->seen, walk_dir_cmp))
+		return false;
+	d = malloc(sizeof(*d));
+	if (!d)
+		return true; /* no memory to remember it: visited anyway */
+	*d = key;
+	found = tsearch(d, &w->seen, walk_dir_cmp);
+	if (!found || *(struct walk_dir **)found != d)
+		free(d);
+	return true;
+}
 
 static int walk_call(struct walk *w, const struct stat *st, int type,
 		     int base, int level)
@@ -656,6 +693,8 @@ static int walk_visit(struct walk *w, size_t len, int base, int level)
 	if (type == FTW_D && level && (w->flags & FTW_MOUNT) &&
 	    st.st_dev != w->dev)
 		return 0; /* another file system: not entered, not reported */
+	if (type == FTW_D && !walk_first_visit(w, &st))
+		return 0;
 	if (type != FTW_D) {
 		r = walk_call(w, &st, type, base, level);
 		return walk_stops(w, r) || (act && r == FTW_SKIP_SIBLINGS) ? r
@@ -777,6 +816,7 @@ static int walk(const char *path, struct walk *w)
 		close(cwd);
 	}
 	free(w->path);
+	tdestroy(w->seen, free);
 	if ((w->flags & FTW_ACTIONRETVAL) && r == FTW_SKIP_SIBLINGS)
 		r = 0;
 	return r;

@@ -219,6 +219,37 @@ static int fresh_name(int fd, char *name, size_t size)
 	return -EMFILE;
 }
 
+struct loaded {
+	const char *a, *b; /* the names looked for */
+	char name[PATH_MAX];
+};
+
+static int loaded_one(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	struct loaded *l = arg;
+	const char *n = info->dlpi_name;
+
+	if (!n || !*n || (strcmp(n, l->a) && strcmp(n, l->b)))
+		return 0;
+	snprintf(l->name, sizeof(l->name), "%s", n);
+	return 1;
+}
+
+/*
+ * A library the loader already has under name @a or @b (one it loaded at
+ * start, from the host, as it loaded the program): that object, not a
+ * second copy of it (two libcs in one process). By name only: the
+ * host's file is not looked at.
+ */
+static void *load_loaded(const char *a, const char *b, int flags)
+{
+	struct loaded l = { a, b, "" };
+
+	if (!dl_iterate_phdr(loaded_one, &l))
+		return NULL;
+	return REAL(dlopen)(l.name, flags | RTLD_NOLOAD);
+}
+
 /* Protected library @path (normal, in the tree): from its sealed copy. */
 static void *load_protected(bool m, Lmid_t lmid, const char *path, int flags)
 {
@@ -376,6 +407,12 @@ static void *load(bool m, Lmid_t lmid, const char *name, int flags,
 	if (r == 0)
 		return flags & RTLD_NOLOAD ? real_load(m, lmid, lp, flags)
 					   : load_host(m, lmid, name, lp, flags);
+	if (!m) {
+		void *h = load_loaded(name, rp.path, flags);
+
+		if (h)
+			return h;
+	}
 	if (flags & RTLD_NOLOAD) {
 		struct dl_copy *c = copy_find(rp.path);
 		char copy[64];

@@ -10,16 +10,21 @@
  *   libc_probe nftw DIR [phys,depth,chdir,mount,skip]  one line a visit:
  *                                  type level name size (dirs: -) [cwd]
  *   libc_probe ftw DIR             the same through ftw(3)
+ *   libc_probe sigchld FILE        forks 2000 children, reaped by wait(2) in
+ *                                  a SIGCHLD handler, while it reads FILE
+ *                                  (killed by SIGALRM after 20 s if stuck)
  * Exit 0, or 1 with "libc_probe: <what>: <strerror>" on stderr.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <ftw.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <utime.h>
 
@@ -108,6 +113,42 @@ static int on_ftw(const char *path, const struct stat *st, int type)
 	return 0;
 }
 
+static volatile sig_atomic_t g_reaped;
+
+static void on_chld(int sig)
+{
+	int saved = errno;
+
+	while (wait(NULL) > 0) /* blocking: the case a shield must survive */
+		g_reaped++;
+	errno = saved;
+}
+
+static int sigchld(const char *path)
+{
+	char buf[4096];
+	long reads = 0;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0) {
+		fprintf(stderr, "libc_probe: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	alarm(20);
+	signal(SIGCHLD, on_chld);
+	for (int i = 0; i < 2000; i++) {
+		pid_t pid = fork();
+
+		if (pid == 0)
+			_exit(0);
+		for (int j = 0; j < 20; j++)
+			reads += pread(fd, buf, sizeof(buf), 0) > 0;
+	}
+	printf("reads %ld\n", reads);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct dirent **v;
@@ -175,6 +216,8 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
+	if (argc == 3 && !strcmp(argv[1], "sigchld"))
+		return sigchld(argv[2]);
 	fprintf(stderr, "usage: libc_probe scandir DIR | scandirat DIR NAME | glob PATTERN | utime PATH SECONDS | nftw DIR [FLAGS] | ftw DIR\n");
 	return 2;
 }
