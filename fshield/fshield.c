@@ -86,7 +86,7 @@ struct fshield_volume {
 	 */
 	char *dirs[64];
 	size_t dir_count;
-	int closed_fds[16];
+	struct held_file closed[16];
 	size_t closed_count;
 	bool sync_all;
 	/*
@@ -693,13 +693,17 @@ static void host_moved(struct fshield_volume *vol, const char *from,
 	}
 }
 
+static bool held(const struct held_file *h);
+static void hold(struct held_file *h, int fd);
+static void drop(struct held_file *h);
+
 static void forget_changes(struct fshield_volume *vol)
 {
 	for (size_t i = 0; i < vol->dir_count; i++)
 		free(vol->dirs[i]);
 	vol->dir_count = 0;
 	for (size_t i = 0; i < vol->closed_count; i++)
-		close(vol->closed_fds[i]);
+		drop(&vol->closed[i]);
 	vol->closed_count = 0;
 	vol->sync_all = false;
 }
@@ -749,11 +753,15 @@ static int sync_changes(struct fshield_volume *vol)
 		n->host_dirty = false;
 	}
 	for (size_t i = 0; i < vol->closed_count; i++) {
-		if (fdatasync(vol->closed_fds[i]) < 0) {
+		/* A descriptor the program took over: the file systems. */
+		if (!held(&vol->closed[i]))
+			err = sync_regions(vol);
+		else if (fdatasync(vol->closed[i].fd) < 0)
 			err = -errno;
+		if (err) {
 			vol_log(vol, FSHIELD_LOG_ERR,
 				"cannot flush a file written since the last commit: %s",
-				strerror(errno));
+				strerror(-err));
 			return err;
 		}
 	}
@@ -1204,6 +1212,31 @@ EXPORT void fshield_volume_tag(struct fshield_volume *vol,
 	pthread_rwlock_rdlock(&vol->lock);
 	memcpy(tag, vol->tag, FSHIELD_TAG_BYTES);
 	pthread_rwlock_unlock(&vol->lock);
+}
+
+EXPORT size_t fshield_volume_fds(struct fshield_volume *vol, int *fds,
+				 size_t max)
+{
+	size_t n = 0;
+
+#define FSHIELD_FD(x)                                                        \
+	do {                                                                 \
+		if ((x) >= 0 && n < max)                                     \
+			fds[n] = (x);                                        \
+		n += (x) >= 0;                                               \
+	} while (0)
+	pthread_rwlock_rdlock(&vol->lock);
+	FSHIELD_FD(vol->lock_fd);
+	FSHIELD_FD(vol->slot[0].fd);
+	FSHIELD_FD(vol->slot[1].fd);
+	FSHIELD_FD(vol->tag_file.fd);
+	for (size_t i = 0; i < vol->closed_count; i++)
+		FSHIELD_FD(vol->closed[i].fd);
+	for (struct node *nd = vol->nodes; nd; nd = nd->next)
+		FSHIELD_FD(nd->fd);
+	pthread_rwlock_unlock(&vol->lock);
+#undef FSHIELD_FD
+	return n;
 }
 
 EXPORT int fshield_volume_suspend(struct fshield_volume *vol)
@@ -2035,6 +2068,8 @@ static int node_get(struct fshield_volume *vol, const struct where *w,
 		if (n->fd >= 0)
 			host_changed(vol, w->model, host);
 	}
+	if (n->fd >= 0)
+		n->fd = fd_high(n->fd);
 	if (n->fd < 0) {
 		/* Recorded but gone or unopenable: the store was changed. */
 		vol_log(vol, FSHIELD_LOG_ERR,
@@ -2099,8 +2134,8 @@ static void node_put(struct fshield_volume *vol, struct node *n)
 	 */
 	if (n->host_dirty && n->path && n->fd >= 0) {
 		if (vol->closed_count <
-		    sizeof(vol->closed_fds) / sizeof(*vol->closed_fds)) {
-			vol->closed_fds[vol->closed_count++] = n->fd;
+		    sizeof(vol->closed) / sizeof(*vol->closed)) {
+			hold(&vol->closed[vol->closed_count++], n->fd);
 			n->fd = -1;
 		} else {
 			vol->sync_all = true;

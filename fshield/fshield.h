@@ -112,6 +112,16 @@ int fshield_volume_open(const struct fshield_config *config,
 			struct fshield_volume **vol_ret);
 
 /**
+ * fshield_volume_fds() - the descriptors @vol holds open in this process
+ * (its lock, the stored forms of open files, the files a commit writes),
+ * up to @max of them into @fds, for a host that must keep a program from
+ * closing or replacing them (the preload layer).
+ *
+ * Return: how many there are (more than @max: call again with room).
+ */
+size_t fshield_volume_fds(struct fshield_volume *vol, int *fds, size_t max);
+
+/**
  * fshield_volume_suspend() - commit writable @vol and let go of its
  * writer's lock, so that another process can write the tree meanwhile
  * (a child that a program starts and waits for). Only

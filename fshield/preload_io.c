@@ -853,25 +853,115 @@ EXPORT int fdatasync(int fd)
 
 /* ---- descriptors ---- */
 
+/*
+ * The runtime's own descriptors (its lock, the stored forms of open files,
+ * the files of a commit), sorted, into @buf (of SHIELD_FDS entries) or,
+ * when there are more, a malloc'd array in *@fds (then freed with
+ * shield_fds_free()). A program must not close or replace them: to it
+ * they are not open. No allocation in the common case: close() and dup2()
+ * run in vfork()ed children too.
+ */
+#define SHIELD_FDS 256
+
+static size_t shield_fds(int *buf, int **fds)
+{
+	size_t n = 0;
+	int *v = buf;
+
+	*fds = buf;
+	if (t_depth || !__atomic_load_n(&g_vol, __ATOMIC_ACQUIRE))
+		return 0;
+	shield_enter_regions();
+	n = fshield_volume_fds(g_vol, v, SHIELD_FDS);
+	if (n > SHIELD_FDS) {
+		size_t max = n + 16;
+
+		v = malloc(max * sizeof(*v));
+		n = v ? fshield_volume_fds(g_vol, v, max) : 0;
+		if (n > max)
+			n = max;
+	}
+	shield_leave();
+	for (size_t i = 1; i < n; i++) /* a few: insertion sort */
+		for (size_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			int t = v[j];
+
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	*fds = v ? v : buf;
+	return n;
+}
+
+static void shield_fds_free(int *buf, int *fds)
+{
+	if (fds != buf)
+		free(fds);
+}
+
+static bool shield_owns(int fd)
+{
+	int buf[SHIELD_FDS], *fds;
+	size_t n = shield_fds(buf, &fds);
+	bool owned = false;
+
+	for (size_t i = 0; i < n && !owned; i++)
+		owned = fds[i] == fd;
+	shield_fds_free(buf, fds);
+	return owned;
+}
+
 EXPORT int close(int fd)
 {
-	int err = t_depth ? 0 : fd_drop(fd), r = REAL(close)(fd);
+	int err, r;
 
+	if (shield_owns(fd))
+		return fail_with(-EBADF);
+	err = t_depth ? 0 : fd_drop(fd);
+	r = REAL(close)(fd);
 	return err && !r ? fail_with(err) : r;
+}
+
+/* close_range() of [@first, @last] but the runtime's descriptors. */
+static int close_around(unsigned int first, unsigned int last, int flags)
+{
+	int buf[SHIELD_FDS], *fds, r = 0;
+	size_t n = shield_fds(buf, &fds);
+	bool done = false;
+
+	for (size_t i = 0; i < n && !done; i++) {
+		unsigned int fd = (unsigned int)fds[i];
+
+		if (fd < first || fd > last)
+			continue;
+		if (fd > first && REAL(close_range)(first, fd - 1, flags) < 0)
+			r = -1;
+		done = fd == last; /* nothing after it */
+		first = fd + 1;
+	}
+	if (!done && REAL(close_range)(first, last, flags) < 0)
+		r = -1;
+	shield_fds_free(buf, fds);
+	return r;
 }
 
 EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
 	if (!t_depth && !(flags & CLOSE_RANGE_CLOEXEC))
 		fd_drop_range(first, last);
-	return REAL(close_range)(first, last, flags);
+	if (t_depth || (flags & CLOSE_RANGE_CLOEXEC))
+		return REAL(close_range)(first, last, flags);
+	return close_around(first, last, flags);
 }
 
 EXPORT void closefrom(int lowfd)
 {
-	if (!t_depth && lowfd >= 0)
-		fd_drop_range((unsigned int)lowfd, ~0u);
-	REAL(closefrom)(lowfd);
+	if (t_depth || lowfd < 0) {
+		REAL(closefrom)(lowfd);
+		return;
+	}
+	fd_drop_range((unsigned int)lowfd, ~0u);
+	close_around((unsigned int)lowfd, ~0u, 0);
 }
 
 /* @fd (made by libc from @old) now shares @pf, or is nobody's. */
@@ -899,8 +989,15 @@ EXPORT int dup(int old)
 
 EXPORT int dup2(int old, int new)
 {
-	struct pfile *pf = pf_of(old);
-	int fd = REAL(dup2)(old, new);
+	struct pfile *pf;
+	int fd;
+
+	if (old != new && shield_owns(new)) {
+		plog(FSHIELD_LOG_WARNING, "dup2 onto descriptor %d refused: the shield uses it", new);
+		return fail_with(-EBUSY);
+	}
+	pf = pf_of(old);
+	fd = REAL(dup2)(old, new);
 
 	if (old == new) { /* nothing changed */
 		pfile_put(pf);
@@ -911,7 +1008,13 @@ EXPORT int dup2(int old, int new)
 
 EXPORT int dup3(int old, int new, int flags)
 {
-	struct pfile *pf = pf_of(old);
+	struct pfile *pf;
+
+	if (old != new && shield_owns(new)) {
+		plog(FSHIELD_LOG_WARNING, "dup3 onto descriptor %d refused: the shield uses it", new);
+		return fail_with(-EBUSY);
+	}
+	pf = pf_of(old);
 
 	return dup_result(REAL(dup3)(old, new, flags), pf);
 }

@@ -853,6 +853,24 @@ print(sorted(os.listdir("/app/kids")))'
 	expect_rc 0
 	expect_out '^cat: 1$'
 	expect_err "refusing to start cat: .*in use|refusing to start cat: .*writer"
+	# the shield's descriptors are not the program's to close: after
+	# closerange (close_range) the open file still reads and the lock
+	# still keeps another writer out
+	mutable SCONE_FSPF_LOCK_WAIT=0 "$PYTHON" -c '
+import os, subprocess
+fd = os.open("/app/kids/kid.txt", os.O_RDONLY)
+os.closerange(fd + 1, 1 << 16)
+for n in range(fd + 1, 1100):
+    try:
+        os.close(n)
+    except OSError:
+        pass
+print(os.pread(fd, 4, 0).decode())
+r = subprocess.run(["cat", "/app/kids/kid.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+print("cat", r.returncode, b"in use" in r.stderr)'
+	expect_rc 0
+	[ "$(cat "$OUT")" = "$(printf 'one\n\ncat 1 True')" ] ||
+		fail "closing the shield's descriptors: $(cat "$OUT") $(cat "$ERR")"
 	# a tag from SCONE_FSPF_TAG: a child after a commit is refused (stale)
 	local t
 	t=$(new_tag)
