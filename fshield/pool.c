@@ -9,6 +9,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pool_i.h"
@@ -25,12 +27,15 @@ static struct {
 	void (*fn)(void *);	/* the posted task, or NULL */
 	void *arg;
 	unsigned long gen;	/* tasks posted so far */
-	unsigned active;	/* workers in fn */
+	unsigned long active;	/* workers in fn */
 } g_pool = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.work = PTHREAD_COND_INITIALIZER,
 	.idle = PTHREAD_COND_INITIALIZER,
 };
+
+/* How long a thread waits awake for the next task or for its helpers. */
+#define SPIN_NS 50000
 
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
@@ -58,6 +63,45 @@ static void register_atfork(void)
 	pthread_atfork(NULL, NULL, atfork_child);
 }
 
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Wait up to SPIN_NS, without the lock, while *@word is @val (@eq) or is
+ * not: a program reading a large file asks again within microseconds, and
+ * the threads of one read end within microseconds of each other, sooner
+ * than a sleeping thread would wake. The caller rechecks under the lock.
+ */
+static void spin_while(const unsigned long *word, unsigned long val, bool eq)
+{
+	int64_t end = mono_ns() + SPIN_NS;
+
+	do {
+		for (int k = 0; k < 64; k++) {
+			if ((__atomic_load_n(word, __ATOMIC_RELAXED) == val) != eq)
+				return;
+			cpu_relax();
+		}
+		sched_yield(); /* to a thread of ours on this CPU, if any */
+	} while (mono_ns() < end);
+}
+
 static void *worker(void *unused)
 {
 	unsigned long seen;
@@ -68,6 +112,11 @@ static void *worker(void *unused)
 		void (*fn)(void *);
 		void *arg;
 
+		if (!g_pool.stop && (!g_pool.fn || g_pool.gen == seen)) {
+			pthread_mutex_unlock(&g_pool.lock);
+			spin_while(&g_pool.gen, seen, true);
+			pthread_mutex_lock(&g_pool.lock);
+		}
 		while (!g_pool.stop && (!g_pool.fn || g_pool.gen == seen))
 			pthread_cond_wait(&g_pool.work, &g_pool.lock);
 		if (g_pool.stop)
@@ -75,11 +124,14 @@ static void *worker(void *unused)
 		seen = g_pool.gen;
 		fn = g_pool.fn;
 		arg = g_pool.arg;
-		g_pool.active++;
+		__atomic_store_n(&g_pool.active, g_pool.active + 1,
+				 __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&g_pool.lock);
 		fn(arg);
 		pthread_mutex_lock(&g_pool.lock);
-		if (!--g_pool.active)
+		__atomic_store_n(&g_pool.active, g_pool.active - 1,
+				 __ATOMIC_RELAXED);
+		if (!g_pool.active)
 			pthread_cond_broadcast(&g_pool.idle);
 	}
 	pthread_mutex_unlock(&g_pool.lock);
@@ -170,11 +222,12 @@ void fshield_pool_run(void (*fn)(void *arg), void *arg)
 	}
 	g_pool.fn = fn;
 	g_pool.arg = arg;
-	g_pool.gen++;
+	__atomic_store_n(&g_pool.gen, g_pool.gen + 1, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&g_pool.work);
 	pthread_mutex_unlock(&g_pool.lock);
 	fn(arg);
-	/* Withdrawn: no worker takes it now; wait for those that did. */
+	/* Withdrawn, so that no worker takes it now; wait for those that did. */
+	spin_while(&g_pool.active, 0, false);
 	pthread_mutex_lock(&g_pool.lock);
 	g_pool.fn = NULL;
 	g_pool.arg = NULL;

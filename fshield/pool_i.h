@@ -5,6 +5,9 @@
  * after a volume opened and joined when the last volume closes. They block
  * every signal and never call out of the library: they only run the tasks
  * given to fshield_pool_run(). A forked child has none until it asks.
+ * A worker stays awake (spinning, yielding) for 50 us after a task before
+ * it sleeps: a program reading a large file sequentially posts the next
+ * task sooner than a sleeping thread wakes.
  */
 #ifndef FSHIELD_POOL_I_H
 #define FSHIELD_POOL_I_H
