@@ -120,6 +120,7 @@ if [ "$HAVE_FUSE" -eq 1 ]; then
 fi
 
 declare -A US MED
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)
 for ((r = 1; r <= BENCH_REPEAT; r++)); do
 	# Again before every run (untimed): on a shared machine another job
 	# may drop the caches (mount_bench.sh does, as root).
@@ -136,6 +137,7 @@ done
 bytes=$((BENCH_MB << 20))
 gbps() { awk -v b="$bytes" -v us="$1" 'BEGIN {printf "%.2f", b / us / 1000}'; }
 echo "sequential read of ${BENCH_MB} MiB (dd bs=1M), page cache warm, median of $BENCH_REPEAT:"
+echo "  load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)"
 for cfg in plain preload fuse; do
 	if [ -z "${US[$cfg]:-}" ]; then
 		printf '  %-8s n/a (no /dev/fuse)\n' "$cfg"
