@@ -212,6 +212,8 @@ void fshield_pool_unref(void)
 
 void fshield_pool_run(void (*fn)(void *arg), void *arg)
 {
+	int cancel;
+
 	pthread_mutex_lock(&g_pool.lock);
 	if (g_pool.users && !g_pool.tried && !g_pool.stop)
 		start_workers();
@@ -220,6 +222,8 @@ void fshield_pool_run(void (*fn)(void *arg), void *arg)
 		fn(arg);
 		return;
 	}
+	/* The task points into our stack: no cancellation until withdrawn. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 	g_pool.fn = fn;
 	g_pool.arg = arg;
 	__atomic_store_n(&g_pool.gen, g_pool.gen + 1, __ATOMIC_RELEASE);
@@ -234,4 +238,5 @@ void fshield_pool_run(void (*fn)(void *arg), void *arg)
 	while (g_pool.active)
 		pthread_cond_wait(&g_pool.idle, &g_pool.lock);
 	pthread_mutex_unlock(&g_pool.lock);
+	pthread_setcancelstate(cancel, NULL);
 }
