@@ -7,8 +7,8 @@
 #   preload   the file through libfshield-preload.so (LD_PRELOAD)
 #   fuse      the file through `scone-fspf mount` (read-only), mounted
 #             afresh for every run so that no plaintext stays cached
-# Every stored file is in the page cache (read once before), so the figures
-# are what the shield costs, not the disk. Each run is done BENCH_REPEAT
+# Every stored file is in the page cache (read before every run), so the
+# figures are what the shield costs, not the disk. Each run is done BENCH_REPEAT
 # times, the median kept; it prints GB/s (10^9 bytes per second) and the
 # ratios, never judges them. What was read is checked (cmp through the
 # preload layer and the mount), untimed. Exit 1 only when something fails.
@@ -120,7 +120,11 @@ if [ "$HAVE_FUSE" -eq 1 ]; then
 fi
 
 declare -A US MED
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)
 for ((r = 1; r <= BENCH_REPEAT; r++)); do
+	# Again before every run (untimed): on a shared machine another job
+	# may drop the caches (mount_bench.sh does, as root).
+	cat "$T/src/big.bin" "$T/root/bench/big.bin" >/dev/null
 	US[plain]+="$(timed read_file "$T/src/big.bin") "
 	US[preload]+="$(timed shielded dd if=/bench/big.bin of=/dev/null bs=1M status=none) "
 	if [ "$HAVE_FUSE" -eq 1 ]; then
@@ -133,6 +137,7 @@ done
 bytes=$((BENCH_MB << 20))
 gbps() { awk -v b="$bytes" -v us="$1" 'BEGIN {printf "%.2f", b / us / 1000}'; }
 echo "sequential read of ${BENCH_MB} MiB (dd bs=1M), page cache warm, median of $BENCH_REPEAT:"
+echo "  load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)"
 for cfg in plain preload fuse; do
 	if [ -z "${US[$cfg]:-}" ]; then
 		printf '  %-8s n/a (no /dev/fuse)\n' "$cfg"
