@@ -491,6 +491,34 @@ print(b.fshield_answer())'
 # and reads files with the synchronous, asynchronous and promise calls (the
 # latter two on libuv's thread pool; with UV_USE_IO_URING=1 libuv would
 # have the kernel read the stored bytes: the shield refuses io_uring).
+# A library the program has from its start (here LD_PRELOAD'ed, in an
+# authenticated region whose stored form lies at its own path) is, for
+# dlopen of its path, that object: not a second copy from a memfd.
+case_dlopen_loaded() {
+	make_preload_sample
+	local dir=$W/dlr fspf2=$W/dl.pb tag2
+	mkdir -p "$dir"
+	cp "$SRC/conf/lib/libauth.so" "$dir/libauth2.so"
+	fspf create "$fspf2" >/dev/null &&
+		fspf addr "$fspf2" / --kernel / --not-protected >/dev/null &&
+		fspf addr "$fspf2" "$dir" --authenticated --kernel "$dir" >/dev/null &&
+		fspf addf "$fspf2" "$dir" "$dir" "$dir" >/dev/null &&
+		fspf encrypt "$fspf2" --key-file "$KEY" >"$W/dl.log" ||
+		fail "building the library's fspf failed"
+	tag2=$(awk '/^Encrypted/ {print $9}' "$W/dl.log")
+	run env "${SAN_ENV[@]}" LD_PRELOAD="$PRELOAD_LIBS $dir/libauth2.so" \
+		SCONE_FSPF="$fspf2" SCONE_FSPF_KEY_FILE="$KEY" SCONE_FSPF_TAG="$tag2" \
+		SCONE_ALLOW_DLOPEN=2 "$PYTHON" -c 'import ctypes, sys
+start = ctypes.cast(ctypes.CDLL(None).fshield_answer, ctypes.c_void_p).value
+again = ctypes.CDLL(sys.argv[1])
+print(again.fshield_answer(), start == ctypes.cast(again.fshield_answer, ctypes.c_void_p).value)
+print(sum("libauth2" in l or "memfd" in l for l in open("/proc/self/maps")) and
+      not any("memfd:libauth2" in l for l in open("/proc/self/maps")))' "$dir/libauth2.so"
+	expect_rc 0
+	[ "$(cat "$OUT")" = "$(printf '4343 True\nTrue')" ] ||
+		fail "dlopen of a library loaded at start made another copy: $(cat "$OUT")"
+}
+
 case_node() {
 	if ! command -v node >/dev/null; then
 		echo "SKIP: node is not installed"
