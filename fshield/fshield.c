@@ -3297,7 +3297,15 @@ static int remove_path(struct fshield_volume *vol, const char *path, bool dir)
 	if (dir && end - first > 1)
 		return change_end(vol, -ENOTEMPTY);
 	err = host_path_w(vol, &w, path, host, sizeof(host));
-	if (!err)
+	/*
+	 * A removed file need not be gone for good before the commit: the
+	 * new fspf does not name it, and a stored form that a crash brings
+	 * back is a stray host file, which nothing reads and a create there
+	 * replaces (sqlite removes its journal at every transaction: one sync
+	 * less). A removed directory is synced: a file could not be created
+	 * at its path.
+	 */
+	if (!err && dir)
 		host_changed(vol, w.model, host);
 	if (!err && !dir && unlink(host) < 0 && errno != ENOENT)
 		err = -errno;
