@@ -78,11 +78,24 @@ run() {
 # In a sanitizer build, a report fails the test even when the exit status
 # happens to be the expected one.
 check_sanitizers() {
-	if grep -aEq 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ' "$1"; then
-		cat "$1" >&2
-		echo "FAIL: sanitizer report" >&2
-		exit 1
+	grep -aEq 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ' "$1" ||
+		return 0
+	if ! grep -aEq 'ERROR: (Address|Memory|Thread)Sanitizer|runtime error: ' "$1" &&
+		only_libfuse_leaks "$1"; then
+		echo "note: LeakSanitizer reported only libfuse's own allocations (a directory handle whose release the kernel dropped at the unmount)" >&2
+		return 0
 	fi
+	cat "$1" >&2
+	echo "FAIL: sanitizer report" >&2
+	exit 1
+}
+
+# True when every leak in LeakSanitizer report $1 was allocated by libfuse
+# itself (frame #1, the caller of malloc, in libfuse3.so): never ours.
+only_libfuse_leaks() {
+	awk '/leak of .* allocated from:/ { want = 1; next }
+		want && /^ *#1 / { n++; if ($0 ~ /libfuse3\.so/) ok++; want = 0 }
+		END { exit !(n > 0 && ok == n) }' "$1"
 }
 
 fspf() { "$BIN" "$@"; }
