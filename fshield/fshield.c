@@ -834,6 +834,15 @@ static bool names(const char *path, const struct held_file *h)
 	       st.st_ino == h->ino;
 }
 
+/* names(), not through a symlink: a slot file is ours, never a link. */
+static bool names_itself(const char *path, const struct held_file *h)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && st.st_dev == h->dev &&
+	       st.st_ino == h->ino;
+}
+
 /* fsync of the directory that holds @path. */
 static int sync_dir_of(const char *path)
 {
@@ -986,7 +995,7 @@ static void put_in_place(struct fshield_volume *vol)
 	if (k < 0 || vol->slots_pinned)
 		return;
 	slot_path(vol, k, path);
-	if (!held(&vol->slot[k]) || !names(path, &vol->slot[k]) ||
+	if (!held(&vol->slot[k]) || !names_itself(path, &vol->slot[k]) ||
 	    rename(path, vol->fspf_path) < 0) {
 		vol_log(vol, FSHIELD_LOG_WARNING,
 			"cannot put the newest fspf '%s' in place of '%s' (the next open takes it from there)",
@@ -1178,7 +1187,7 @@ static void close_slots(struct fshield_volume *vol)
 		slot_path(vol, k, path);
 		if (k != vol->slot_cur && !vol->slots_pinned &&
 		    held(&vol->slot[k]) &&
-		    names(path, &vol->slot[k]))
+		    names_itself(path, &vol->slot[k]))
 			unlink(path);
 		drop(&vol->slot[k]);
 	}

@@ -58,6 +58,7 @@ struct open_file {
 	struct fshield_file *file;
 	char *path;   /* mc->lock; as opened, following renames */
 	char *hidden; /* mc->lock; the hidden name once unlinked, or NULL */
+	bool writable; /* opened for writing */
 	struct open_file *prev, *next;
 };
 
@@ -108,14 +109,25 @@ static bool is_hidden(const char *path)
 	return !strncmp(slash ? slash + 1 : path, ".fuse_hidden", 12);
 }
 
-/* The open file now known by hidden name @path. mc->lock held. */
+/*
+ * The open file now known by hidden name @path, one opened for writing
+ * when there is one (truncate(2) by that name: the handle's access mode
+ * is not the caller's). mc->lock held.
+ */
 static struct open_file *hidden_file(struct mount_ctx *mc, const char *path)
 {
+	struct open_file *found = NULL;
+
 	for (struct open_file *of = mc->files.next; of != &mc->files;
-	     of = of->next)
-		if (of->hidden && !strcmp(of->hidden, path))
+	     of = of->next) {
+		if (!of->hidden || strcmp(of->hidden, path))
+			continue;
+		if (of->writable)
 			return of;
-	return NULL;
+		if (!found)
+			found = of;
+	}
+	return found;
 }
 
 /*
@@ -235,6 +247,7 @@ static int open_common(const char *path, struct fuse_file_info *fi,
 		free(of);
 		return err;
 	}
+	of->writable = (flags & O_ACCMODE) != O_RDONLY;
 	pthread_mutex_lock(&mc->lock);
 	of->next = mc->files.next;
 	of->prev = &mc->files;
