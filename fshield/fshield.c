@@ -1330,6 +1330,21 @@ EXPORT int fshield_volume_resume(struct fshield_volume *vol,
 			err == -EBUSY ? "another writer holds it" : strerror(-err));
 		goto out;
 	}
+	/*
+	 * The tag file's tag is read now, with the lock: read before, while
+	 * another writer still held it, it would be a state that writer then
+	 * left behind (and its newer one, not yet in place, removed below).
+	 */
+	if (!expected_tag && (vol->flags & FSHIELD_TAG_FROM_FILE) &&
+	    vol->tag_path) {
+		err = read_tag_file(vol->tag_path, want);
+		if (err == -ENOENT)
+			err = 0; /* none yet: our own tag */
+		if (err) {
+			flock(vol->lock_fd, LOCK_UN);
+			goto out;
+		}
+	}
 	err = reload(vol, want);
 	if (err) {
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot resume '%s': %s",

@@ -137,8 +137,10 @@ int fshield_volume_suspend(struct fshield_volume *vol);
 /**
  * fshield_volume_resume() - take the writer's lock of a suspended @vol
  * again (waiting as config->lock_wait_ms says) and load its fspf afresh,
- * which must have tag @expected_tag (NULL: the tag @vol had when it was
- * suspended, so that any commit by another process in between is refused).
+ * which must have tag @expected_tag (NULL: the tag config->tag_path holds
+ * once the lock is taken, when @vol was opened with FSHIELD_TAG_FROM_FILE;
+ * else the tag @vol had when it was suspended, so that any commit by
+ * another process in between is refused).
  * Interrupted commits are completed and uncommitted creates undone, as at
  * fshield_volume_open().
  *

@@ -553,16 +553,14 @@ __attribute__((constructor)) static void preload_ctor(void)
 
 /*
  * Take a suspended volume back (g_runtime_lock held for writing: no call
- * in the runtime). At the tag the tag file names when the start took its
- * tag from there (a child committed meanwhile), else at our own: another
+ * in the runtime). At the tag the tag file names once the lock is ours,
+ * when the start took its tag from there (a child committed meanwhile),
+ * else at our own: another
  * writer's commit then leaves the volume suspended, and every call fails
  * with EBUSY, logged. A forked child never takes its parent's lock.
  */
 static void volume_resume(void)
 {
-	uint8_t tag[FSHIELD_TAG_BYTES];
-	const uint8_t *expected = NULL;
-	char buf[KEY_HEX_MAX_BYTES] = "";
 	int err;
 
 	struct timespec now;
@@ -573,11 +571,8 @@ static void volume_resume(void)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (g_resume_failed && now.tv_sec - g_resume_failed_at <= 1)
 		return;
-	if (g_tag_from_file &&
-	    !tag_from_file(env("SCONE_FSPF_TAG_FILE"), buf, sizeof(buf)) &&
-	    !fsh_hex_decode(buf, strlen(buf), tag, sizeof(tag)))
-		expected = tag;
-	err = fshield_volume_resume(g_vol, expected);
+	/* NULL: the tag file's tag, read with the lock (FSHIELD_TAG_FROM_FILE) */
+	err = fshield_volume_resume(g_vol, NULL);
 	g_resume_failed = err != 0;
 	if (err) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
@@ -599,7 +594,12 @@ void shield_enter(void)
 		return;
 	pthread_rwlock_unlock(&g_runtime_lock);
 	pthread_rwlock_wrlock(&g_runtime_lock);
-	volume_resume();
+	{
+		int saved = errno;
+
+		volume_resume();
+		errno = saved;
+	}
 	pthread_rwlock_unlock(&g_runtime_lock);
 	pthread_rwlock_rdlock(&g_runtime_lock);
 }
@@ -618,7 +618,7 @@ void shield_enter_regions(void)
  */
 void volume_yield(void)
 {
-	int err;
+	int err, saved = errno;
 
 	if (!shield_on() || !shield_writes() ||
 	    __atomic_load_n(&g_suspended, __ATOMIC_ACQUIRE))
@@ -630,6 +630,7 @@ void volume_yield(void)
 	 */
 	if (pthread_rwlock_trywrlock(&g_runtime_lock)) {
 		t_depth--;
+		errno = saved;
 		return;
 	}
 	err = g_suspended ? 0 : fshield_volume_suspend(g_vol);
@@ -646,6 +647,7 @@ void volume_yield(void)
 	}
 	pthread_rwlock_unlock(&g_runtime_lock);
 	t_depth--;
+	errno = saved;
 }
 
 /* ---- waiting for children ---- */

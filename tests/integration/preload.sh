@@ -868,6 +868,21 @@ for i in range(3):
 print(sorted(os.listdir("/app/kids")))'
 	expect_rc 0
 	expect_out "^\\['copy.bin', 'd0', 'd1', 'd2', 'db', 'kid.txt'\\]$"
+	# a parent that comes back while a child holds the volume: it waits,
+	# then opens at what the child committed (the tag file read once the
+	# lock is its own: read before, it named the state the child replaced,
+	# whose newer slot the parent then removed)
+	mutable "$PYTHON" -c '
+import os, subprocess, sys, time
+subprocess.run(["true"])
+child = "import time\nwith open(\"/app/kids/kid.txt\", \"a\") as f:\n    f.write(\"late\\n\"); f.flush(); time.sleep(1); f.write(\"later\\n\")\n"
+p = subprocess.Popen([sys.executable, "-c", child])
+time.sleep(0.5)
+os.mkdir("/app/kids/waited")
+assert p.wait() == 0
+print(open("/app/kids/kid.txt").read().split()[-2:])'
+	expect_rc 0
+	expect_out "^\\['late', 'later'\\]$"
 	# a blocking wait in a SIGCHLD handler, while the main loop reads a
 	# protected file and forks: never a deadlock (the shield lets go of the
 	# volume only when no call is in it)
