@@ -926,7 +926,7 @@ print("cat", r.returncode, b"in use" in r.stderr)'
 case_commit_syncs() {
 	need_sqlite3
 	if ! command -v strace >/dev/null; then
-		echo "SKIP: no strace"
+		echo "SKIP: no strace (scripts/deps.sh installs it)"
 		exit 77
 	fi
 	make_preload_sample
