@@ -7,7 +7,7 @@ PACKAGES=(
   meson ninja-build pkg-config gcc libc6-dev clang libclang-rt-14-dev
   libssl-dev libsodium-dev libfuse3-dev fuse3 libb64-dev
   man-db groff-base python3
-  fio stress-ng gocryptfs g++ sqlite3
+  fio stress-ng gocryptfs g++ sqlite3 strace
 )
 
 missing=()

@@ -9,7 +9,9 @@
 # line naming the fspf and the reason). With SCONE_FSPF_MUTABLE=1, sqlite3,
 # the shell, coreutils and python3 change the tree; each run commits a new
 # tag into the tag file, which scone-fspf verify checks and a read-only run
-# at that tag reads back; the tags before are refused. Usage: preload.sh
+# at that tag reads back; the tags before are refused. commit-syncs and
+# commit-kills check the commit protocol under strace (the syncs before
+# each commit point; SIGKILL at each exact point of it). Usage: preload.sh
 # CASE | --list
 #
 # In a sanitizer build the library needs the ASan runtime loaded first:
@@ -939,7 +941,7 @@ print("cat", r.returncode, b"in use" in r.stderr)'
 case_commit_syncs() {
 	need_sqlite3
 	if ! command -v strace >/dev/null; then
-		echo "SKIP: no strace"
+		echo "SKIP: no strace (scripts/deps.sh installs it)"
 		exit 77
 	fi
 	make_preload_sample
@@ -974,6 +976,142 @@ os.close(fd)"' bash "$W/mutable.sh" "$W/txn.sql" "$PYTHON" ||
 		"$W/strace.log" "$ROOT" "$TAGF" "$FSPF" >"$W/order.out" ||
 		{ cat "$W/order.out"; fail "a commit named what was not synced"; }
 	new_tag >/dev/null
+}
+
+# Kills at exact points of the commit protocol (strace's fault injection:
+# SIGKILL on entering the Nth call of a syscall, which then never runs): a
+# python3 writer with a tag file goes through four states, each committed
+# by an fsync (a new file of 3000, 9000, 5000, 100 bytes each; only
+# creates: a change in place reaches the host before its commit point, so
+# a kill before it leaves that file unreadable, which crash.sh covers),
+# then exits (the newest slot renamed over the fspf). One run under strace finds the calls (kill_points.py): the first
+# write and the sync of each slot, the fsyncs of directories, the tag
+# file's in-place pwrite and fdatasync, the rename of a new tag file over
+# it (the first commit), the rename of the slot over the fspf; and the
+# state the last commit point before each call named. For each, on a copy
+# of the state before the run: the writer is killed there (the log must
+# show that call killed), then scone-fspf verify at the tag file's tag
+# must pass, a read-only run at that tag must see exactly that state
+# (before the interrupted commit point, or after it: never a third), and a
+# writable run must see it too, commit a new file on top, and leave a tree
+# that verify passes and a read-only run reads back.
+# FSHIELD_KILL_POINTS=N takes at most N points of each kind.
+case_commit_kills() {
+	if ! command -v strace >/dev/null; then
+		echo "SKIP: no strace (scripts/deps.sh installs it)"
+		exit 77
+	fi
+	make_preload_sample
+	local kind call n path state i=0 got want t0=$SECONDS
+	cat >"$W/kw.py" <<-'EOF'
+		import hashlib, os, sys
+		NAMES = ("f1.txt", "f2.txt", "f3.txt", "f4.txt", "after.txt")
+		SIZES = (0, 3000, 9000, 5000, 100)
+		def version(i):
+		    return (b"version %d " % i * SIZES[i])[:SIZES[i]]
+		def model(i, after):
+		    s = {"f%d.txt" % j: version(j) for j in range(1, i + 1)}
+		    if after:
+		        s["after.txt"] = b"after\n"
+		    return s
+		def show(s):
+		    for n in NAMES:
+		        d = s.get(n)
+		        print(n, hashlib.sha256(d).hexdigest()[:16] if d is not None else "-")
+		def actual():
+		    s = {}
+		    for n in NAMES:
+		        try:
+		            with open("/app/" + n, "rb") as f:
+		                s[n] = f.read()
+		        except FileNotFoundError:
+		            pass
+		    return s
+		def step(i):
+		    os.write(1, b"step %d\n" % i)
+		mode = sys.argv[1]
+		if mode == "expect":
+		    show(model(int(sys.argv[2]), len(sys.argv) > 3))
+		elif mode == "state":
+		    show(actual())
+		elif mode == "after":
+		    show(actual())
+		    sys.stdout.flush()
+		    fd = os.open("/app/after.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+		    os.write(fd, b"after\n")
+		    os.fsync(fd)
+		    os.close(fd)
+		elif mode == "write":
+		    for i in range(1, 5):
+		        fd = os.open("/app/f%d.txt" % i, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+		        os.write(fd, version(i))
+		        step(i)
+		        os.fsync(fd)
+		        os.close(fd)
+	EOF
+	# The state before the run, to start each kill from.
+	echo "$TAG" >"$TAGF"
+	mkdir "$W/before"
+	cp -a "$ROOT/app" "$FSPF" "$TAGF" "$W/before/"
+	restore() {
+		rm -rf "$ROOT/app" "$FSPF" "$FSPF".tmp.* "$TAGF" "$TAGF".*
+		cp -a "$W/before/app" "$ROOT/app"
+		cp -a "$W/before/$(basename "$FSPF")" "$FSPF"
+		cp -a "$W/before/$(basename "$TAGF")" "$TAGF"
+	}
+	local calls=write,pwrite64,fsync,fdatasync,rename,renameat,renameat2
+	run strace -f -y -o "$W/kill.ref" -e trace="$calls" \
+		env "${SAN_ENV[@]}" LD_PRELOAD="$PRELOAD_LIBS" SCONE_FSPF="$FSPF" \
+		SCONE_FSPF_KEY_FILE="$KEY" SCONE_FSPF_TAG_FILE="$TAGF" \
+		SCONE_FSPF_MUTABLE=1 FSHIELD_ROOT="$ROOT" "$PYTHON" "$W/kw.py" write
+	expect_rc 0
+	run "$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/kill_points.py" \
+		"$W/kill.ref" "$TAGF" "$FSPF" ${FSHIELD_KILL_POINTS:+"$FSHIELD_KILL_POINTS"}
+	expect_rc 0
+	cp "$OUT" "$W/kill.points"
+	# The run itself ends at the last state.
+	shielded SCONE_FSPF_TAG="$(new_tag)" "$PYTHON" "$W/kw.py" state
+	expect_rc 0
+	"$PYTHON" "$W/kw.py" expect 4 >"$W/want"
+	cmp -s "$OUT" "$W/want" || fail "the run without a kill did not end at its last state"
+	while read -r kind call n path state; do
+		i=$((i + 1))
+		restore
+		# (In a shell of its own, which reports the kill to $ERR.)
+		run sh -c '"$@"; exit $?' sh strace -f -y -o "$W/kill.$i.log" -e trace="$call" \
+			-e inject="$call:signal=KILL:when=$n" \
+			env "${SAN_ENV[@]}" LD_PRELOAD="$PRELOAD_LIBS" SCONE_FSPF="$FSPF" \
+			SCONE_FSPF_KEY_FILE="$KEY" SCONE_FSPF_TAG_FILE="$TAGF" \
+			SCONE_FSPF_MUTABLE=1 FSHIELD_ROOT="$ROOT" "$PYTHON" "$W/kw.py" write
+		local what="kill $i ($kind: $call #$n on $path, expecting state $state)"
+		# The Nth call is the one meant, and it was killed on entering it.
+		tail -n 2 "$W/kill.$i.log" | grep -q '+++ killed by SIGKILL' ||
+			fail "$what: the writer was not killed"
+		[ "$(grep -Ec "^[0-9]+ +$call\(" "$W/kill.$i.log")" = "$n" ] &&
+			grep -E "^[0-9]+ +$call\(" "$W/kill.$i.log" | tail -n 1 | grep -qF "$path" ||
+			{ tail -n 5 "$W/kill.$i.log" >&2; fail "$what: another call was killed (the writer's calls changed)"; }
+		[ -s "$TAGF" ] || fail "$what: no tag file"
+		# It opens; it may name a file created since the last commit point,
+		# left on the host (the writable open removes it), nothing else.
+		run fspf verify "$FSPF" --root "$ROOT" --tag-file "$TAGF" --key-file "$KEY"
+		[ "$RC" = 0 ] || { [ "$RC" = 1 ] && [ -s "$OUT" ] &&
+			! grep -qv '^/app/f[1-4]\.txt: not in the fspf: ' "$OUT"; } ||
+			fail "$what: verify at the tag file's tag failed"
+		"$PYTHON" "$W/kw.py" expect "$state" >"$W/want"
+		shielded SCONE_FSPF_TAG="$(cat "$TAGF")" "$PYTHON" "$W/kw.py" state
+		[ "$RC" = 0 ] || fail "$what: the read-only run at the tag failed"
+		diff -u "$W/want" "$OUT" >&2 || fail "$what: the read-only run saw another state"
+		mutable "$PYTHON" "$W/kw.py" after
+		[ "$RC" = 0 ] || fail "$what: the writable run after the kill failed"
+		diff -u "$W/want" "$OUT" >&2 || fail "$what: the writable run saw another state"
+		"$PYTHON" "$W/kw.py" expect "$state" after >"$W/want"
+		shielded SCONE_FSPF_TAG="$(new_tag)" "$PYTHON" "$W/kw.py" state
+		[ "$RC" = 0 ] || fail "$what: the read-only run after the writable one failed"
+		diff -u "$W/want" "$OUT" >&2 || fail "$what: the commit after the kill was not read back"
+		echo "$what: ok"
+	done <"$W/kill.points"
+	[ "$i" -gt 0 ] || fail "no kill points"
+	echo "$i kill points in $((SECONDS - t0)) s"
 }
 
 case_write_descriptors() {
