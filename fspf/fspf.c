@@ -874,7 +874,6 @@ int fspf_entry_insert(struct fspf *f, struct fspf_entry *in,
 {
 	const struct fspf_region *r;
 	struct fspf_entry *v;
-	uint8_t *rnd = NULL;
 	size_t ri, pos;
 	int err;
 
@@ -915,19 +914,16 @@ int fspf_entry_insert(struct fspf *f, struct fspf_entry *in,
 		     !(in->chunks = calloc(in->chunk_count,
 					   sizeof(*in->chunks)))))
 			return -ENOMEM;
-		rnd = fsh_secure_alloc(RANDOM_PER_FILE);
-		if (!rnd || keys_reserve(f, 1)) {
-			fsh_secure_free(rnd);
+		if (keys_reserve(f, 1)) {
 			free(in->chunks);
 			in->chunks = NULL;
 			return -ENOMEM;
 		}
-		fsh_random(rnd, RANDOM_PER_FILE);
+		/* Drawn where it lives (locked): no temporary secret. */
 		in->key_slot = key_slot_take(f);
-		memcpy(f->keys + (size_t)in->key_slot * KEY_SLOT_BYTES, rnd,
-		       r->key_size);
-		memcpy(in->id, rnd + KEY_SLOT_BYTES, sizeof(in->id));
-		fsh_secure_free(rnd);
+		fsh_random(f->keys + (size_t)in->key_slot * KEY_SLOT_BYTES,
+			   r->key_size);
+		fsh_random(in->id, sizeof(in->id));
 	} else {
 		in->size = in->type == FSPF_SYMLINK ? strlen(in->target) : 0;
 	}
@@ -1559,7 +1555,9 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 	struct fsh_key *zero = NULL;
 	const struct fsh_key *k = key;
 	struct fsh_aead *aead = NULL;
-	uint8_t *out = NULL, *keys = NULL, *p;
+	struct fsh_span *spans = NULL;
+	size_t nspans = 1;
+	uint8_t *out = NULL, *p;
 	uint64_t cc = 0, ks = 0, total;
 	struct layout l;
 	int err;
@@ -1635,8 +1633,13 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 	}
 	total = FSPF_HEADER_BYTES + l.body_size + FSH_TAG_BYTES;
 	out = calloc(1, total);
-	keys = fsh_secure_alloc(ks ? ks : 1);
-	if (!out || !keys) {
+	/*
+	 * The keys section is sealed from where the keys live (locked memory),
+	 * one span per run of adjacent key slots: no secret is copied, and no
+	 * locked buffer is made and unmade at every commit.
+	 */
+	spans = calloc(f->entry_count + 1, sizeof(*spans));
+	if (!out || !spans) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -1659,6 +1662,8 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 	{
 		uint64_t soff = 0, koff = 0;
 		uint8_t *chunks = p + l.chunks;
+
+		spans[0] = (struct fsh_span){ p, p, l.plain_size };
 
 #define STR(s, o, n)                                            \
 	do {                                                    \
@@ -1706,12 +1711,19 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 			memcpy(rec + 48, e->id, FSPF_ID_BYTES);
 			if (e->type == FSPF_FILE) {
 				size_t kn = fspf_entry_region(f, e)->key_size;
+				const uint8_t *k_in = fspf_entry_key(f, e);
+				struct fsh_span *last = &spans[nspans - 1];
 
 				if (e->chunk_count)
 					memcpy(chunks, e->chunks,
 					       e->chunk_count * sizeof(*e->chunks));
 				chunks += e->chunk_count * sizeof(*e->chunks);
-				memcpy(keys + koff, fspf_entry_key(f, e), kn);
+				if (nspans > 1 && last->in + last->size == k_in)
+					last->size += kn;
+				else
+					spans[nspans++] = (struct fsh_span){
+						k_in, p + l.keys + koff, kn
+					};
 				koff += kn;
 			}
 		}
@@ -1722,17 +1734,10 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 	err = fsh_aead_new(fsh_key_bytes(k), fsh_key_size(k), &aead);
 	if (err)
 		goto out;
-	{
-		struct fsh_span spans[2] = {
-			{ p, p, l.plain_size },
-			{ keys, p + l.keys, ks },
-		};
-
-		err = fsh_aead_seal(aead, out + 48, out, FSPF_HEADER_BYTES,
-				    spans, 2, out + total - FSH_TAG_BYTES);
-		if (err)
-			goto out;
-	}
+	err = fsh_aead_seal(aead, out + 48, out, FSPF_HEADER_BYTES, spans,
+			    nspans, out + total - FSH_TAG_BYTES);
+	if (err)
+		goto out;
 	if (tag_ret)
 		memcpy(tag_ret, out + total - FSH_TAG_BYTES, FSH_TAG_BYTES);
 	*buf_ret = out;
@@ -1741,7 +1746,7 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 out:
 	free(out);
 	free(st.buf);
-	fsh_secure_free(keys);
+	free(spans);
 	fsh_aead_free(aead);
 	fsh_key_free(zero);
 	return err;
