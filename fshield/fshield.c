@@ -54,6 +54,16 @@
  */
 #define SLOT_RENAME_COMMITS 64u
 
+/*
+ * The tag file is rewritten at every commit but synced only at every this
+ * many and at close: a crash may leave it naming one of the last this
+ * many states, each in the lineage of the newest (FSPF_LINEAGE_MAX), so
+ * that the next open with its tag finds the newest. See commit_locked().
+ */
+#define TAG_SYNC_COMMITS 8u
+_Static_assert(TAG_SYNC_COMMITS <= FSPF_LINEAGE_MAX,
+	       "a lagging tag file must stay in the lineage");
+
 /* A file the volume keeps open, known by its inode (see held()). */
 struct held_file {
 	int fd;
@@ -95,13 +105,13 @@ struct fshield_volume {
 	 * Commits with a tag file (see commit_locked()): the two slot files
 	 * <fspf>.tmp.0 and .1, the one whose state the tag file names (-1:
 	 * the fspf itself), the commits since the fspf was last put in place,
-	 * and the tag file once this volume wrote it. @slots_pinned: a tag
-	 * write failed, so the tag file may name either slot: the next
-	 * commit goes by rename.
+	 * and the tag file once this volume wrote it, with the commits whose
+	 * tag it holds unsynced. @slots_pinned: a tag write failed, so the
+	 * tag file may name either slot: the next commit goes by rename.
 	 */
 	struct held_file slot[2], tag_file;
 	int slot_cur;
-	unsigned slot_commits;
+	unsigned slot_commits, tag_unsynced;
 	bool slots_pinned;
 	uint8_t tag[FSHIELD_TAG_BYTES];
 	struct node *nodes;	/* open protected files */
@@ -413,36 +423,84 @@ static void eph_remove(struct fshield_volume *vol)
 }
 
 /*
- * The fspf is not the expected one: a writer that died between naming its
- * new tag (the tag file) and renaming the new fspf into place left that
- * fspf, complete and fsynced, beside it. Take it if it is the expected one;
- * a writer also puts it in place. Else @err (or success, for the caller to
- * find the stale tag).
+ * Load the state to open at into vol->fspf and vol->tag: the fspf, or a
+ * pending fspf beside it (fspf_load_pending()) that has the @expected tag
+ * where the fspf does not: a writer that died between naming its new tag
+ * (the tag file) and renaming the new fspf into place left it there,
+ * complete and synced. With @max_depth (the expected tag is a tag file's,
+ * which may lag behind the writer's last commits, see commit_locked()),
+ * the state that descends furthest from @expected, up to @max_depth
+ * commits, whichever file holds it. A writer puts a pending state it
+ * takes in place.
+ * *@depth_ret: the commits from @expected to the state taken, -1 when it
+ * is not the expected one nor descends from it (the caller refuses it).
+ * Return: 0, or the error of loading the fspf when no file had the state.
  */
-static int roll_forward(struct fshield_volume *vol, const uint8_t *expected,
-			int err)
+static int load_state(struct fshield_volume *vol, const uint8_t *expected,
+		      unsigned int max_depth, int *depth_ret)
 {
-	struct fspf *f;
+	uint8_t ptag[FSHIELD_TAG_BYTES];
+	unsigned int pdepth;
+	struct fspf *pf;
 	char *pending;
+	int depth = -1, err;
 
-	if (fspf_load_pending(vol->fspf_path, vol->key, expected, &f, &pending))
+	err = fspf_load(vol->fspf_path, vol->key, &vol->fspf, vol->tag);
+	if (!err && expected) {
+		depth = fspf_descent(vol->fspf, vol->tag, expected);
+		if (depth > (int)max_depth)
+			depth = -1;
+	}
+	*depth_ret = depth;
+	if (!expected || (depth == 0 && !max_depth) ||
+	    fspf_load_pending(vol->fspf_path, vol->key, expected, max_depth,
+			      &pf, ptag, &pdepth, &pending))
 		return err;
+	if ((int)pdepth <= depth) {
+		/* the fspf is as new: the slot is one it replaced */
+		fspf_free(pf);
+		free(pending);
+		return err;
+	}
 	if (writable(vol) && rename(pending, vol->fspf_path) < 0) {
 		vol_log(vol, FSHIELD_LOG_ERR,
 			"cannot complete the interrupted commit of '%s' (%s): %s",
 			vol->fspf_path, pending, strerror(errno));
-		fspf_free(f);
+		fspf_free(pf);
 		free(pending);
 		return err;
 	}
 	vol_log(vol, FSHIELD_LOG_WARNING,
-		"'%s': %s the interrupted commit of its expected tag (%s)",
-		vol->fspf_path, writable(vol) ? "completed" : "reading", pending);
+		"'%s': %s the interrupted commit of %s (%s)", vol->fspf_path,
+		writable(vol) ? "completed" : "reading",
+		pdepth ? "a state newer than the tag file's" : "its expected tag",
+		pending);
 	fspf_free(vol->fspf);
-	vol->fspf = f;
-	memcpy(vol->tag, expected, FSHIELD_TAG_BYTES);
+	vol->fspf = pf;
+	memcpy(vol->tag, ptag, FSHIELD_TAG_BYTES);
+	*depth_ret = (int)pdepth;
 	free(pending);
 	return 0;
+}
+
+static int write_tag_file(struct fshield_volume *vol);
+
+/*
+ * The state taken is @depth commits newer than the tag file named (a
+ * writer stopped before it synced its tag file): say so, and (a writer)
+ * name it there again, synced.
+ */
+static int tag_file_caught_up(struct fshield_volume *vol, int depth)
+{
+	char hex[2 * FSHIELD_TAG_BYTES + 1];
+
+	if (depth <= 0)
+		return 0;
+	fsh_hex_encode(vol->tag, FSHIELD_TAG_BYTES, hex);
+	vol_log(vol, FSHIELD_LOG_WARNING,
+		"'%s': took its newest state %s, %d commit%s after the one its tag file names (the last writer stopped before it synced the tag file)",
+		vol->fspf_path, hex, depth, depth == 1 ? "" : "s");
+	return writable(vol) && vol->tag_path ? write_tag_file(vol) : 0;
 }
 
 /* Temporary files of commits that never completed: ours to remove. */
@@ -478,10 +536,13 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 			       struct fshield_volume **vol_ret)
 {
 	const uint8_t *expected = cfg ? cfg->expected_tag : NULL;
+	unsigned int max_depth = cfg && (cfg->flags & FSHIELD_TAG_OR_NEWER)
+					 ? FSPF_LINEAGE_MAX
+					 : 0;
 	uint8_t file_tag[FSHIELD_TAG_BYTES];
 	struct fshield_volume *vol;
 	pthread_rwlockattr_t attr;
-	int err;
+	int depth, err;
 
 	if (!cfg || !cfg->fspf_path ||
 	    (!cfg->expected_tag && !(cfg->flags & FSHIELD_NO_ROLLBACK_PROTECTION)) ||
@@ -521,15 +582,14 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 		goto fail;
 	if ((cfg->flags & FSHIELD_TAG_FROM_FILE) && vol->tag_path) {
 		err = read_tag_file(vol->tag_path, file_tag);
-		if (!err)
+		if (!err) {
 			expected = file_tag;
-		else if (err != -ENOENT)
+			max_depth = FSPF_LINEAGE_MAX;
+		} else if (err != -ENOENT) {
 			goto fail;
+		}
 	}
-	err = fspf_load(cfg->fspf_path, vol->key, &vol->fspf, vol->tag);
-	if (expected &&
-	    (err || !fsh_memeq(expected, vol->tag, FSHIELD_TAG_BYTES)))
-		err = roll_forward(vol, expected, err);
+	err = load_state(vol, expected, max_depth, &depth);
 	if (err) {
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot open '%s': %s",
 			cfg->fspf_path, fspf_strerror(err));
@@ -552,11 +612,12 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 			"DEBUG ONLY: '%s' is not encrypted: nothing read through it is protected",
 			cfg->fspf_path);
 	}
-	if (expected &&
-	    !fsh_memeq(expected, vol->tag, FSHIELD_TAG_BYTES)) {
+	if (expected && depth < 0) {
 		vol_log(vol, FSHIELD_LOG_ERR,
-			"refusing '%s': its tag is not the expected one: suspected rollback or tampering",
-			cfg->fspf_path);
+			"refusing '%s': its tag is not the expected one%s: suspected rollback or tampering",
+			cfg->fspf_path,
+			max_depth ? " nor that of a state descending from it"
+				  : "");
 		err = -ESTALE;
 		goto fail;
 	}
@@ -565,6 +626,9 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 			"'%s' opened without an expected tag: a rollback to an older state cannot be detected",
 			cfg->fspf_path);
 	err = eph_setup(vol);
+	if (err)
+		goto fail;
+	err = tag_file_caught_up(vol, depth);
 	if (err)
 		goto fail;
 	if (writable(vol)) { /* we hold the writer's lock */
@@ -904,6 +968,7 @@ static int write_tag_file(struct fshield_volume *vol)
 	(void)sync_dir_of(vol->tag_path); /* the rename itself durable */
 	drop(&vol->tag_file);
 	hold(&vol->tag_file, fd);
+	vol->tag_unsynced = 0;
 out:
 	if (err)
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot write the tag file '%s': %s",
@@ -913,17 +978,19 @@ out:
 }
 
 /*
- * Name @tag in the tag file: in place (pwrite of the line at offset 0,
- * fdatasync) when the file at the tag path is still the one this volume
- * wrote last, with the line's size; else by write_tag_file(). In place,
- * the new line is one write of 33 bytes at offset 0, inside the first
- * sector of the file: a power loss leaves the old line or the new one on
- * devices that write a sector atomically (what PostgreSQL's pg_control
- * and LMDB's meta pages rely on too). A line torn anyway names no fspf
- * (a tag is not guessable), so the volume is refused, never opened at a
- * wrong state.
+ * Name @tag in the tag file: in place (pwrite of the line at offset 0)
+ * when the file at the tag path is still the one this volume wrote last,
+ * with the line's size; else by write_tag_file(), synced. In place, the
+ * new line is one write of 33 bytes at offset 0, inside the first sector
+ * of the file: a power loss leaves one of the lines written there (on
+ * devices that write a sector atomically, what PostgreSQL's pg_control
+ * and LMDB's meta pages rely on too). It is synced at every
+ * TAG_SYNC_COMMITS-th commit, with @sync, and at close (sync_tag()): the
+ * commit point is the slot (see commit_locked()). A line torn anyway
+ * names no fspf (a tag is not guessable), so the volume is refused,
+ * never opened at a wrong state.
  */
-static int write_tag(struct fshield_volume *vol)
+static int write_tag(struct fshield_volume *vol, bool sync)
 {
 	char hex[2 * FSHIELD_TAG_BYTES + 2];
 	struct stat st;
@@ -934,8 +1001,10 @@ static int write_tag(struct fshield_volume *vol)
 	if (!held(&vol->tag_file) || fstat(vol->tag_file.fd, &st) < 0 ||
 	    st.st_size != (off_t)len || !names(vol->tag_path, &vol->tag_file))
 		return write_tag_file(vol);
+	errno = 0;
 	if (pwrite(vol->tag_file.fd, hex, len, 0) != (ssize_t)len ||
-	    fdatasync(vol->tag_file.fd) < 0) {
+	    ((sync || vol->tag_unsynced + 1 >= TAG_SYNC_COMMITS) &&
+	     fdatasync(vol->tag_file.fd) < 0)) {
 		int err = errno ? -errno : -EIO;
 
 		vol_log(vol, FSHIELD_LOG_ERR,
@@ -943,7 +1012,22 @@ static int write_tag(struct fshield_volume *vol)
 			strerror(-err));
 		return err;
 	}
+	if (sync || ++vol->tag_unsynced >= TAG_SYNC_COMMITS)
+		vol->tag_unsynced = 0;
 	return 0;
+}
+
+/* The tag file's line durable, if a commit left it unsynced. */
+static void sync_tag(struct fshield_volume *vol)
+{
+	if (!vol->tag_unsynced || !held(&vol->tag_file))
+		return;
+	if (fdatasync(vol->tag_file.fd) < 0)
+		vol_log(vol, FSHIELD_LOG_WARNING,
+			"cannot sync the tag file '%s': %s (after a crash, the next open takes the newest state that descends from the tag it holds)",
+			vol->tag_path, strerror(errno));
+	else
+		vol->tag_unsynced = 0;
 }
 
 static void slot_path(const struct fshield_volume *vol, int k,
@@ -1033,7 +1117,7 @@ static int commit_slot(struct fshield_volume *vol,
 	}
 	memcpy(old, vol->tag, sizeof(old));
 	memcpy(vol->tag, tag, FSHIELD_TAG_BYTES);
-	err = write_tag(vol);
+	err = write_tag(vol, false);
 	if (err) {
 		/* The tag file may name either slot now: keep both. */
 		memcpy(vol->tag, old, sizeof(old));
@@ -1101,23 +1185,28 @@ static int commit_rename(struct fshield_volume *vol,
  * 2. With a tag file (commit_slot()): the new fspf is written in place
  *    into the slot file the tag file does not name, <fspf>.tmp.0 or .1
  *    (pwrite, ftruncate, fdatasync; a slot made now: fsync, then fsync of
- *    its directory, so that its name is durable). A crash here tears at
- *    most that slot, which nothing names: the tag file still names the
- *    other slot or the fspf, untouched since that tag was written.
+ *    its directory, so that its name is durable): the commit point. The
+ *    new fspf names the tags of the states before it, newest first (its
+ *    lineage, fspf(5)). A crash while it is written tears at most that
+ *    slot, which holds a state older than the other slot's or the fspf's.
  *
  * 3. The tag file names the new tag (write_tag(): in place, one 33-byte
- *    write in its first sector, fdatasync): the commit point. Before it
- *    is durable the old tag stands with its state; after, the new one
- *    with its slot, already durable (2). The next open with the tag file's
- *    tag finds the state in the fspf or, if it is not there, in the slot
- *    (roll_forward(), fspf_load_pending(): a torn slot does not verify and
- *    is passed over). No file is created or renamed: two syncs besides
- *    the data, not five (the new temporary fspf, the new tag file, the
- *    directory, each a journal commit of its own).
+ *    write in its first sector), synced only at every TAG_SYNC_COMMITS-th
+ *    commit and at close (sync_tag()). After a crash it names one of the
+ *    last TAG_SYNC_COMMITS states, all in the lineage of the newest
+ *    durable one (2), so the next open with its tag takes the newest
+ *    state that descends from it (FSHIELD_TAG_OR_NEWER, fspf_descent():
+ *    the fspf or a slot, whichever descends furthest; a torn slot does
+ *    not verify and is passed over), and a writer names that state in
+ *    the tag file again, synced. No file is created or renamed and the
+ *    tag file is not synced: one sync besides the data, not five (the
+ *    new temporary fspf, the new tag file, the directory, each a journal
+ *    commit of its own). An opener given the tag itself (not the tag
+ *    file) takes exactly that state, never a newer one.
  *
  * 4. The slot is renamed over the fspf only at close and every
  *    SLOT_RENAME_COMMITS commits (put_in_place(), unsynced: a lost rename
- *    leaves the slot, which the tag file still names, for the next open).
+ *    leaves the slot, which descends from the fspf, for the next open).
  *    The next commit then writes the other slot, or makes a new one.
  *
  * Without a tag file, or after a failed tag write (commit_rename()), the
@@ -1129,7 +1218,10 @@ static int commit_rename(struct fshield_volume *vol,
 static int commit_locked(struct fshield_volume *vol)
 {
 	uint8_t tag[FSHIELD_TAG_BYTES];
+	uint8_t lineage[FSPF_LINEAGE_MAX][FSHIELD_TAG_BYTES];
+	const uint8_t *lineage_tags;
 	char hex[2 * FSHIELD_TAG_BYTES + 1];
+	size_t lineage_count;
 	int err;
 
 	if (!vol->dirty)
@@ -1137,10 +1229,16 @@ static int commit_locked(struct fshield_volume *vol)
 	err = sync_changes(vol);
 	if (err)
 		return err;
+	/* The new state names the one it replaces (its lineage). */
+	lineage_count = fspf_lineage(vol->fspf, &lineage_tags);
+	memcpy(lineage, lineage_tags, lineage_count * FSHIELD_TAG_BYTES);
+	fspf_lineage_push(vol->fspf, vol->tag);
 	err = vol->tag_path && !vol->slots_pinned ? commit_slot(vol, tag)
 						  : commit_rename(vol, tag);
-	if (err)
+	if (err) {
+		fspf_lineage_set(vol->fspf, lineage[0], lineage_count);
 		return err;
+	}
 	vol->dirty = false;
 	if (vol->lock_fd >= 0 && vol->journal_len &&
 	    ftruncate(vol->lock_fd, 0) == 0)
@@ -1182,6 +1280,7 @@ static void close_slots(struct fshield_volume *vol)
 {
 	char path[PATH_MAX];
 
+	sync_tag(vol);
 	put_in_place(vol);
 	for (int k = 0; k < 2; k++) {
 		slot_path(vol, k, path);
@@ -1290,19 +1389,20 @@ EXPORT int fshield_volume_suspend(struct fshield_volume *vol)
  * The fspf as another writer may have left it, checked against @expected,
  * into vol->fspf (vol->lock held for writing, the writer's lock held).
  */
-static int reload(struct fshield_volume *vol, const uint8_t *expected)
+static int reload(struct fshield_volume *vol, const uint8_t *expected,
+		  unsigned int max_depth)
 {
 	struct fspf *old = vol->fspf;
 	uint8_t old_tag[FSHIELD_TAG_BYTES];
-	int err;
+	int depth, err;
 
 	memcpy(old_tag, vol->tag, sizeof(old_tag));
 	vol->fspf = NULL;
-	err = fspf_load(vol->fspf_path, vol->key, &vol->fspf, vol->tag);
-	if (err || !fsh_memeq(expected, vol->tag, FSHIELD_TAG_BYTES))
-		err = roll_forward(vol, expected, err ? err : -ESTALE);
-	if (!err && !fsh_memeq(expected, vol->tag, FSHIELD_TAG_BYTES))
+	err = load_state(vol, expected, max_depth, &depth);
+	if (!err && depth < 0)
 		err = -ESTALE;
+	if (!err)
+		err = tag_file_caught_up(vol, depth);
 	if (err) {
 		fspf_free(vol->fspf);
 		vol->fspf = old;
@@ -1317,6 +1417,7 @@ EXPORT int fshield_volume_resume(struct fshield_volume *vol,
 				 const uint8_t expected_tag[FSHIELD_TAG_BYTES])
 {
 	uint8_t want[FSHIELD_TAG_BYTES];
+	unsigned int max_depth = 0;
 	int err = 0;
 
 	pthread_rwlock_wrlock(&vol->lock);
@@ -1338,6 +1439,8 @@ EXPORT int fshield_volume_resume(struct fshield_volume *vol,
 	if (!expected_tag && (vol->flags & FSHIELD_TAG_FROM_FILE) &&
 	    vol->tag_path) {
 		err = read_tag_file(vol->tag_path, want);
+		if (!err)
+			max_depth = FSPF_LINEAGE_MAX; /* it may lag */
 		if (err == -ENOENT)
 			err = 0; /* none yet: our own tag */
 		if (err) {
@@ -1345,7 +1448,7 @@ EXPORT int fshield_volume_resume(struct fshield_volume *vol,
 			goto out;
 		}
 	}
-	err = reload(vol, want);
+	err = reload(vol, want, max_depth);
 	if (err) {
 		vol_log(vol, FSHIELD_LOG_ERR, "cannot resume '%s': %s",
 			vol->fspf_path, fshield_strerror(err));

@@ -40,6 +40,16 @@ extern "C" {
  * that waited for another one (lock_wait_ms) opens at the state it left.
  */
 #define FSHIELD_TAG_FROM_FILE 0x10u
+/*
+ * The expected tag was read from a tag file, which a writer rewrites at
+ * every commit but syncs only now and then (and at close): after a crash
+ * it may name a state a few commits older than the newest. The newest
+ * state that descends from it within the fspf's lineage (fspf(5), at most
+ * FSPF_LINEAGE_MAX commits) is taken; a writer names it in the tag file
+ * again. Implied by FSHIELD_TAG_FROM_FILE when the tag file exists.
+ * Without it, only exactly the expected tag opens.
+ */
+#define FSHIELD_TAG_OR_NEWER 0x20u
 
 /* Flags of fshield_rename(). */
 #define FSHIELD_RENAME_NOREPLACE 0x1u

@@ -231,9 +231,13 @@ static const char *read_tag(uint8_t tag[FSHIELD_TAG_BYTES], unsigned *flags)
 		if (buf[0] && fsh_hex_decode(buf, strlen(buf), tag,
 					     FSHIELD_TAG_BYTES))
 			return "the tag file (SCONE_FSPF_TAG_FILE) does not hold 32 hex digits";
-		if (buf[0])
-			return none ? "SCONE_FSPF_TAG_FILE names a tag and SCONE_FSPF_NO_ROLLBACK_PROTECTION is set"
-				    : NULL;
+		if (buf[0] && none)
+			return "SCONE_FSPF_TAG_FILE names a tag and SCONE_FSPF_NO_ROLLBACK_PROTECTION is set";
+		if (buf[0]) {
+			/* it may lag behind its writer's last commits */
+			*flags |= FSHIELD_TAG_OR_NEWER;
+			return NULL;
+		}
 	}
 	if (hex && none)
 		return "SCONE_FSPF_TAG and SCONE_FSPF_NO_ROLLBACK_PROTECTION exclude each other";

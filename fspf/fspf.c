@@ -38,6 +38,9 @@ struct fspf {
 	uint32_t *free_slots;
 	uint32_t free_count;
 	uint32_t free_cap;
+	/* Tags of the states this one was committed over, newest first. */
+	uint8_t lineage[FSPF_LINEAGE_MAX][FSH_TAG_BYTES];
+	uint32_t lineage_count;
 };
 
 const char *fspf_strerror(int err)
@@ -1185,13 +1188,14 @@ int fspf_chunk_open_rec(struct fsh_aead *aead, const struct fspf_region *r,
 /* ---- encoding ---- */
 
 struct layout {
-	uint64_t regions, entries, chunks, strings, keys; /* byte offsets in body */
-	uint64_t plain_size; /* regions..strings */
+	/* byte offsets in the body */
+	uint64_t regions, entries, chunks, strings, lineage, keys;
+	uint64_t plain_size; /* regions..lineage */
 	uint64_t body_size;
 };
 
 static int layout_of(uint32_t rc, uint32_t ec, uint64_t cc, uint64_t ss,
-		     uint64_t ks, struct layout *l)
+		     uint32_t lc, uint64_t ks, struct layout *l)
 {
 	uint64_t c28;
 
@@ -1204,7 +1208,8 @@ static int layout_of(uint32_t rc, uint32_t ec, uint64_t cc, uint64_t ss,
 	if (c28 > UINT64_MAX / 4 || ss > UINT64_MAX / 4 || ks > UINT64_MAX / 4)
 		return -EUCLEAN;
 	l->strings = l->chunks + c28;
-	l->keys = l->strings + ss;
+	l->lineage = l->strings + ss;
+	l->keys = l->lineage + (uint64_t)lc * FSH_TAG_BYTES;
 	l->plain_size = l->keys;
 	l->body_size = l->keys + ks;
 	if (l->body_size > SIZE_MAX - FSPF_HEADER_BYTES - FSH_TAG_BYTES)
@@ -1231,7 +1236,7 @@ int fspf_peek(const uint8_t *buf, size_t size, struct fspf_info *info)
 	info->major = cur_le16(&c);
 	info->minor = cur_le16(&c);
 	if (info->major != FSPF_VERSION_MAJOR ||
-	    info->minor != FSPF_VERSION_MINOR)
+	    (info->minor != 0 && info->minor != FSPF_VERSION_MINOR))
 		return -EPROTONOSUPPORT;
 	info->flags = cur_le32(&c);
 	info->region_count = cur_le32(&c);
@@ -1240,14 +1245,18 @@ int fspf_peek(const uint8_t *buf, size_t size, struct fspf_info *info)
 	ss = cur_le64(&c);
 	ks = cur_le64(&c);
 	cur_take(&c, FSH_NONCE_BYTES + FSH_KEY_CHECK_BYTES);
-	if (!cur_zero(&c, 20) || c.bad)
+	/* 1.0: no lineage (reserved, zero); 1.1: one to FSPF_LINEAGE_MAX. */
+	info->lineage_count = cur_le32(&c);
+	if (!cur_zero(&c, 16) || c.bad ||
+	    (info->minor == 0) != (info->lineage_count == 0) ||
+	    info->lineage_count > FSPF_LINEAGE_MAX)
 		return -EUCLEAN;
 	if (info->flags & ~FSPF_F_ZERO_KEY)
 		return -EUCLEAN;
 	if (info->region_count > FSPF_MAX_REGIONS)
 		return -EUCLEAN;
 	err = layout_of(info->region_count, info->entry_count,
-			info->chunk_count, ss, ks, &l);
+			info->chunk_count, ss, info->lineage_count, ks, &l);
 	if (err)
 		return err;
 	if (size != FSPF_HEADER_BYTES + l.body_size + FSH_TAG_BYTES)
@@ -1434,7 +1443,7 @@ int fspf_decode(const uint8_t *buf, size_t size, const struct fsh_key *key,
 	if (!err)
 		err = layout_of(info.region_count, info.entry_count,
 				info.chunk_count, get_le64(buf + 32),
-				get_le64(buf + 40), &l);
+				info.lineage_count, get_le64(buf + 40), &l);
 	if (err)
 		return err;
 	if (info.flags & FSPF_F_ZERO_KEY) {
@@ -1492,7 +1501,7 @@ int fspf_decode(const uint8_t *buf, size_t size, const struct fsh_key *key,
 	}
 	f->key_cap = files_max ? files_max : 1;
 	c = (struct cursor){ plain, l.chunks, 0 };
-	strs = (struct strings){ plain + l.strings, l.keys - l.strings, 0 };
+	strs = (struct strings){ plain + l.strings, l.lineage - l.strings, 0 };
 	err = decode_regions(f, &c, &strs, info.region_count);
 	if (err)
 		goto out;
@@ -1501,6 +1510,9 @@ int fspf_decode(const uint8_t *buf, size_t size, const struct fsh_key *key,
 			     info.entry_count);
 	if (err)
 		goto out;
+	f->lineage_count = info.lineage_count;
+	memcpy(f->lineage, plain + l.lineage,
+	       (size_t)info.lineage_count * FSH_TAG_BYTES);
 	if (tag_ret)
 		memcpy(tag_ret, info.tag, FSH_TAG_BYTES);
 	*fspf_ret = f;
@@ -1626,7 +1638,7 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 		}
 	}
 	err = layout_of((uint32_t)f->region_count, (uint32_t)f->entry_count, cc,
-			st.size, ks, &l);
+			st.size, f->lineage_count, ks, &l);
 	if (err) {
 		err = -EFBIG;
 		goto out;
@@ -1646,7 +1658,8 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 	/* Header. */
 	memcpy(out, FSPF_MAGIC, FSPF_MAGIC_BYTES);
 	put_le16(out + 8, FSPF_VERSION_MAJOR);
-	put_le16(out + 10, FSPF_VERSION_MINOR);
+	/* 1.0 while there is no lineage: one model, one encoding. */
+	put_le16(out + 10, f->lineage_count ? FSPF_VERSION_MINOR : 0);
 	put_le32(out + 12, zero ? FSPF_F_ZERO_KEY : 0);
 	put_le32(out + 16, (uint32_t)f->region_count);
 	put_le32(out + 20, (uint32_t)f->entry_count);
@@ -1657,6 +1670,7 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 	if (err)
 		goto out;
 	fsh_key_check(k, out + 60);
+	put_le32(out + 76, f->lineage_count);
 	/* Body plaintext, written in place, sealed in place below. */
 	p = out + FSPF_HEADER_BYTES;
 	{
@@ -1730,6 +1744,8 @@ int fspf_encode(const struct fspf *f, const struct fsh_key *key,
 #undef STR
 		if (st.size)
 			memcpy(p + l.strings, st.buf, st.size);
+		memcpy(p + l.lineage, f->lineage,
+		       (size_t)f->lineage_count * FSH_TAG_BYTES);
 	}
 	err = fsh_aead_new(fsh_key_bytes(k), fsh_key_size(k), &aead);
 	if (err)
@@ -1841,13 +1857,17 @@ out:
 
 int fspf_load_pending(const char *path, const struct fsh_key *key,
 		      const uint8_t expected[FSH_TAG_BYTES],
-		      struct fspf **fspf_ret, char **pending_ret)
+		      unsigned int max_depth, struct fspf **fspf_ret,
+		      uint8_t tag_ret[FSH_TAG_BYTES], unsigned int *depth_ret,
+		      char **pending_ret)
 {
 	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
 	size_t blen = strlen(base);
-	char dir[PATH_MAX], *cand = NULL;
+	char dir[PATH_MAX], *cand = NULL, *best_path = NULL;
+	uint8_t best_tag[FSH_TAG_BYTES];
+	struct fspf *best = NULL;
 	struct dirent *de;
-	int err = -ENOENT;
+	int err = 0, best_depth = -1;
 	DIR *d;
 
 	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path + 1) : 1,
@@ -1855,9 +1875,10 @@ int fspf_load_pending(const char *path, const struct fsh_key *key,
 	d = opendir(dir);
 	if (!d)
 		return -errno;
-	while (err && (de = readdir(d))) {
+	while (!err && (de = readdir(d))) {
 		uint8_t tag[FSH_TAG_BYTES];
 		struct fspf *f;
+		int depth;
 
 		if (strncmp(de->d_name, base, blen) ||
 		    strncmp(de->d_name + blen, ".tmp.", 5))
@@ -1868,20 +1889,76 @@ int fspf_load_pending(const char *path, const struct fsh_key *key,
 			break;
 		}
 		if (fspf_load(cand, key, &f, tag) == 0) {
-			if (fsh_memeq(tag, expected, FSH_TAG_BYTES)) {
-				*fspf_ret = f;
-				*pending_ret = cand;
+			depth = fspf_descent(f, tag, expected);
+			if (depth > best_depth && depth <= (int)max_depth &&
+			    depth <= (int)FSPF_LINEAGE_MAX) {
+				fspf_free(best);
+				free(best_path);
+				best = f;
+				best_path = cand;
+				best_depth = depth;
+				memcpy(best_tag, tag, sizeof(best_tag));
 				cand = NULL;
-				err = 0;
-			} else {
-				fspf_free(f);
+				f = NULL;
 			}
+			fspf_free(f);
 		}
 		free(cand);
 		cand = NULL;
 	}
 	closedir(d);
-	return err;
+	if (!err && !best)
+		err = -ENOENT;
+	if (err) {
+		fspf_free(best);
+		free(best_path);
+		return err;
+	}
+	*fspf_ret = best;
+	*pending_ret = best_path;
+	if (tag_ret)
+		memcpy(tag_ret, best_tag, FSH_TAG_BYTES);
+	if (depth_ret)
+		*depth_ret = (unsigned int)best_depth;
+	return 0;
+}
+
+size_t fspf_lineage(const struct fspf *f, const uint8_t **tags_ret)
+{
+	*tags_ret = f->lineage[0];
+	return f->lineage_count;
+}
+
+void fspf_lineage_push(struct fspf *f, const uint8_t tag[FSH_TAG_BYTES])
+{
+	size_t keep = f->lineage_count < FSPF_LINEAGE_MAX ? f->lineage_count
+							  : FSPF_LINEAGE_MAX - 1;
+
+	memmove(f->lineage[1], f->lineage[0], keep * FSH_TAG_BYTES);
+	memcpy(f->lineage[0], tag, FSH_TAG_BYTES);
+	f->lineage_count = (uint32_t)keep + 1;
+}
+
+void fspf_lineage_set(struct fspf *f, const uint8_t *tags, size_t count)
+{
+	if (count > FSPF_LINEAGE_MAX)
+		count = FSPF_LINEAGE_MAX;
+	if (count)
+		memmove(f->lineage[0], tags, count * FSH_TAG_BYTES);
+	f->lineage_count = (uint32_t)count;
+}
+
+int fspf_descent(const struct fspf *f, const uint8_t tag[FSH_TAG_BYTES],
+		 const uint8_t ancestor[FSH_TAG_BYTES])
+{
+	int depth = fsh_memeq(tag, ancestor, FSH_TAG_BYTES) ? 0 : -1;
+
+	/* Every tag compared (in constant time), whichever matches. */
+	for (uint32_t i = 0; i < f->lineage_count; i++)
+		if (fsh_memeq(f->lineage[i], ancestor, FSH_TAG_BYTES) &&
+		    depth < 0)
+			depth = (int)i + 1;
+	return depth;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)

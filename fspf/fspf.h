@@ -29,7 +29,8 @@ extern "C" {
 
 #define FSPF_MAGIC_BYTES 8
 #define FSPF_VERSION_MAJOR 1
-#define FSPF_VERSION_MINOR 0
+/* 1.0, and 1.1 with a lineage; written as 1.0 while the lineage is empty */
+#define FSPF_VERSION_MINOR 1
 #define FSPF_HEADER_BYTES 96
 #define FSPF_REGION_RECORD_BYTES 32
 #define FSPF_ENTRY_RECORD_BYTES 64
@@ -43,6 +44,8 @@ extern "C" {
 #define FSPF_DEFAULT_FILE_KEY_BYTES 32u
 #define FSPF_PATH_MAX_BYTES 4096u
 #define FSPF_MAX_REGIONS 4096u
+/* Tags of earlier states an fspf names (its lineage), at most. */
+#define FSPF_LINEAGE_MAX 16u
 
 /* Header flags. */
 #define FSPF_F_ZERO_KEY 0x1u /* sealed under the all-zero key: not encrypted yet */
@@ -134,6 +137,7 @@ struct fspf_info {
 	uint32_t region_count;
 	uint32_t entry_count;
 	uint64_t chunk_count;
+	uint32_t lineage_count;
 	uint8_t tag[FSH_TAG_BYTES];
 };
 
@@ -241,18 +245,53 @@ void fspf_store_abort(struct fspf_pending *pending);
 /**
  * fspf_load_pending() - find the new fspf of an interrupted commit: a
  * temporary file of fspf_store_begin() or a slot file of fspf_store_fd()
- * beside @path ("<path>.tmp.*") that verifies under @key with tag
- * @expected. A writer that names its new tag (a tag file) before it renames
- * the new fspf into place leaves exactly this behind when it dies in
- * between. Files that do not verify (a slot torn by a crash while it was
- * rewritten, an older state) are passed over.
+ * beside @path ("<path>.tmp.*") that verifies under @key and has tag
+ * @expected or, when @max_depth > 0, descends from it: @expected is one
+ * of the first @max_depth tags of its lineage (fspf_descent()). Of those,
+ * the one that descends furthest (the newest) is taken. A writer that
+ * names its new tag (a tag file) before it renames the new fspf into
+ * place leaves exactly this behind when it dies in between; one whose
+ * tag file lags behind its commits (synced only now and then), a newer
+ * state than the tag file names. Files that do not verify (a slot torn by
+ * a crash while it was rewritten, an older state) are passed over.
+ * @tag_ret:     its tag (may be NULL)
+ * @depth_ret:   its fspf_descent() from @expected (may be NULL)
  * @pending_ret: the temporary file's path, for the caller to free (and to
  *               rename over @path, if it may write).
  * Return: 0, -ENOENT (none), or the errno of reading the directory.
  */
 int fspf_load_pending(const char *path, const struct fsh_key *key,
 		      const uint8_t expected[FSH_TAG_BYTES],
-		      struct fspf **fspf_ret, char **pending_ret);
+		      unsigned int max_depth, struct fspf **fspf_ret,
+		      uint8_t tag_ret[FSH_TAG_BYTES], unsigned int *depth_ret,
+		      char **pending_ret);
+
+/**
+ * fspf_lineage() - the tags of the states this fspf's state was committed
+ * over, newest first: [0] is the state it replaced. Sealed with the rest:
+ * a reader whose expected tag may lag behind the writer's commits (a tag
+ * file synced only now and then) can tell a newer state of the same
+ * history from any other. At most FSPF_LINEAGE_MAX.
+ * Return: how many, the tags at *@tags_ret (16 bytes each, contiguous).
+ */
+size_t fspf_lineage(const struct fspf *fspf, const uint8_t **tags_ret);
+
+/**
+ * fspf_lineage_push() - name @tag (the state about to be replaced) as the
+ * newest of the lineage; the oldest beyond FSPF_LINEAGE_MAX is dropped.
+ */
+void fspf_lineage_push(struct fspf *fspf, const uint8_t tag[FSH_TAG_BYTES]);
+
+/** fspf_lineage_set() - replace the lineage (at most FSPF_LINEAGE_MAX tags). */
+void fspf_lineage_set(struct fspf *fspf, const uint8_t *tags, size_t count);
+
+/**
+ * fspf_descent() - how many commits the state of @fspf, whose tag is @tag,
+ * is after the state with tag @ancestor: 0 when @tag is @ancestor, k when
+ * @ancestor is the k-th tag of its lineage, -1 when neither.
+ */
+int fspf_descent(const struct fspf *fspf, const uint8_t tag[FSH_TAG_BYTES],
+		 const uint8_t ancestor[FSH_TAG_BYTES]);
 
 /** fspf_is_encrypted() - false when it was decoded from a zero-key fspf. */
 bool fspf_is_encrypted(const struct fspf *fspf);

@@ -313,7 +313,8 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 	uint8_t expected[FSH_TAG_BYTES];
 	struct fsh_key *key = NULL;
 	struct fspf *fspf = NULL;
-	int have, err, ret;
+	unsigned int max_depth;
+	int have, err, ret, depth = -1;
 
 	ret = cli_get_key(ko, &key);
 	if (ret)
@@ -324,23 +325,47 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 		ret = -have;
 		goto fail;
 	}
+	/* A tag file may lag behind its writer's last commits (fspf(5)). */
+	max_depth = have > 0 && ko->tag_file ? FSPF_LINEAGE_MAX : 0;
 	err = fspf_load(path, key, &fspf, tag_ret);
-	if (have > 0 && key &&
-	    (err || !fsh_memeq(expected, tag_ret, FSH_TAG_BYTES))) {
-		/* A writer that died mid-commit left the expected fspf beside. */
+	if (!err && have > 0) {
+		depth = fspf_descent(fspf, tag_ret, expected);
+		if (depth > (int)max_depth)
+			depth = -1;
+	}
+	if (have > 0 && key && (depth != 0 || max_depth)) {
+		/* A writer that died mid-commit left the state beside. */
+		uint8_t ptag[FSH_TAG_BYTES];
+		unsigned int pdepth;
 		struct fspf *pend;
 		char *pend_path;
 
-		if (fspf_load_pending(path, key, expected, &pend, &pend_path) == 0) {
-			cli_note("'%s': a commit was interrupted; using its new fspf %s, which has the expected tag",
-				 path, pend_path);
+		if (fspf_load_pending(path, key, expected, max_depth, &pend,
+				      ptag, &pdepth, &pend_path) == 0) {
+			if ((int)pdepth > depth) {
+				cli_note("'%s': a commit was interrupted; using its new fspf %s, which %s",
+					 path, pend_path,
+					 pdepth ? "descends from the tag file's state"
+						: "has the expected tag");
+				fspf_free(fspf);
+				fspf = pend;
+				pend = NULL;
+				memcpy(tag_ret, ptag, FSH_TAG_BYTES);
+				depth = (int)pdepth;
+				err = 0;
+			}
+			fspf_free(pend);
 			free(pend_path);
-			fspf_free(fspf);
-			fspf = pend;
-			memcpy(tag_ret, expected, FSH_TAG_BYTES);
-			err = 0;
 		}
 	}
+	if (!err && depth > 0) {
+		cli_note("'%s': its state is %d commit%s newer than the one the tag file '%s' names, and descends from it (the last writer stopped before it synced the tag file)",
+			 path, depth, depth == 1 ? "" : "s", ko->tag_file);
+		memcpy(expected, tag_ret, FSH_TAG_BYTES);
+	}
+	/* What this tool writes names no lineage: it is not a commit. */
+	if (!err)
+		fspf_lineage_set(fspf, NULL, 0);
 	if (err == -ENOKEY) {
 		cli_error("cannot open '%s': the fspf is encrypted: give its key with --key-file, --key-fd or SCONE_FSPF_KEY",
 			  path);

@@ -861,7 +861,9 @@ int cmd_mount(int argc, char **argv)
 	cfg.expected_tag = have ? expected : NULL;
 	cfg.flags = (no_rollback ? FSHIELD_NO_ROLLBACK_PROTECTION : 0) |
 		    (ko.allow_unencrypted ? FSHIELD_ALLOW_UNENCRYPTED : 0) |
-		    (mc.rw ? FSHIELD_WRITABLE | FSHIELD_COMMIT_EXPLICIT : 0);
+		    (mc.rw ? FSHIELD_WRITABLE | FSHIELD_COMMIT_EXPLICIT : 0) |
+		    /* a tag file may lag behind its writer's last commits */
+		    (have && ko.tag_file ? FSHIELD_TAG_OR_NEWER : 0);
 	cfg.tag_path = tag_out_abs;
 	cfg.log = log_msg;
 	cfg.log_ctx = &mc;

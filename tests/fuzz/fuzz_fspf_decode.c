@@ -176,7 +176,7 @@ static void decode_raw(const uint8_t *data, size_t size)
 /* (b) The input as header || plaintext body || tag slot, zero-key sealed. */
 static void decode_body(const uint8_t *data, size_t size)
 {
-	uint64_t rc, ec, cc, ks, fixed, avail;
+	uint64_t rc, ec, cc, ks, lc, fixed, avail;
 	struct fsh_span span;
 	struct fspf *f = NULL;
 	uint8_t *buf;
@@ -188,12 +188,14 @@ static void decode_body(const uint8_t *data, size_t size)
 	ec = get_le(data + 20, 4);
 	cc = get_le(data + 24, 8);
 	ks = get_le(data + 40, 8);
+	/* 1.0 without a lineage, or 1.1 with 1 to FSPF_LINEAGE_MAX tags */
+	lc = data[76] % (FSPF_LINEAGE_MAX + 1);
 	avail = size - HDR - TAG;
 	/* All of these are far below 2^64 / 64 or refused here. */
 	if (cc > avail || ks > avail)
 		return;
 	fixed = rc * FSPF_REGION_RECORD_BYTES + ec * FSPF_ENTRY_RECORD_BYTES +
-		cc * FSPF_CHUNK_RECORD_BYTES + ks;
+		cc * FSPF_CHUNK_RECORD_BYTES + lc * FSH_TAG_BYTES + ks;
 	if (fixed > avail)
 		return;
 	buf = malloc(size);
@@ -203,13 +205,14 @@ static void decode_body(const uint8_t *data, size_t size)
 	memcpy(buf, "FSHFSPF", 8); /* with its NUL */
 	buf[8] = FSPF_VERSION_MAJOR;
 	buf[9] = 0;
-	buf[10] = FSPF_VERSION_MINOR;
+	buf[10] = lc ? FSPF_VERSION_MINOR : 0;
 	buf[11] = 0;
 	memset(buf + 12, 0, 4);
 	buf[12] = FSPF_F_ZERO_KEY;
 	put_le64(buf + 32, avail - fixed);
 	memcpy(buf + 60, g_zero_check, sizeof(g_zero_check));
 	memset(buf + 76, 0, HDR - 76);
+	put_le64(buf + 76, lc); /* a 32-bit field, then reserved zeros */
 	span = (struct fsh_span){buf + HDR, buf + HDR, avail};
 	if (fsh_aead_seal(g_zero_aead, buf + 48, buf, HDR, &span, 1,
 			  buf + size - TAG))

@@ -221,6 +221,17 @@ int main(int argc, char **argv)
 	emit(argv[1], "nested-zero", f, NULL, true);
 	emit(argv[1], "nested-key", f, key, false);
 	fspf_free(f);
+	/* Version 1.1: a lineage of three earlier tags. */
+	f = model_small();
+	for (int i = 0; i < 3; i++) {
+		uint8_t tag[FSH_TAG_BYTES];
+
+		memset(tag, 0xa0 + i, sizeof(tag));
+		fspf_lineage_push(f, tag);
+	}
+	emit(argv[1], "lineage-zero", f, NULL, true);
+	emit(argv[1], "lineage-key", f, key, false);
+	fspf_free(f);
 	fsh_key_free(key);
 	return 0;
 }

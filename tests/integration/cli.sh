@@ -1132,7 +1132,7 @@ case_help_version() {
 	expect_out '^Usage: scone-fspf'
 	run fspf --version
 	expect_rc 0
-	expect_out 'fspf format 1\.0'
+	expect_out 'fspf format 1\.1'
 	run fspf addr --help
 	expect_rc 0
 }

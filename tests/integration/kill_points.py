@@ -16,11 +16,14 @@ it syncs. Prints one line per kill point:
 N counts the calls of SYSCALL in the writer (what strace's
 `inject=SYSCALL:signal=KILL:when=N` counts), PATH is the file (the
 descriptor's, or a rename's target) the call names, STATE the step whose
-state the volume must open at after a SIGKILL on entering that call: the
-state of the last commit point before it (0: the state before the run).
-A commit point is a write of the tag file: a pwrite to a descriptor of
-TAG_FILE (in place) or the rename of a temporary file over TAG_FILE. The
-killed call itself never happens, so a kill at a commit point leaves the
+state the volume must open at after a SIGKILL on entering that call: that
+of the newest slot whose writes are all done (0: the state before the
+run). The commit point is the sync of the slot, and the page cache
+survives a SIGKILL, so a slot written in full opens even when the writer
+is killed on entering that sync; the tag file then names that state or
+(unsynced, a few commits behind) one it descends from (fspf(5),
+lineage), and an open with the tag file takes the newest. The killed call
+itself never happens, so a kill on the slot's first write leaves the
 state before it.
 
 The kinds (at most MAX_PER_KIND of each, default all):
@@ -28,8 +31,9 @@ The kinds (at most MAX_PER_KIND of each, default all):
   slot-sync    the fdatasync (fsync, for a new slot) of that slot
   dir-sync     an fsync of a directory: the slot's, after a new slot, and
                the host directories a commit syncs first
-  tag-write    the in-place pwrite of the tag file
-  tag-sync     the fdatasync after it
+  tag-write    the in-place pwrite of the tag file (unsynced)
+  tag-sync     an fdatasync of the tag file (at close, and at every
+               eighth commit)
   tag-rename   the rename of a new tag file over TAG_FILE
   fspf-rename  the rename of the newest slot over FSPF (at close, or every
                64 commits)
@@ -51,7 +55,7 @@ def main():
     slot = re.compile(re.escape(fspf) + r'\.tmp\.[01]$')
     counts = {}
     step = 0       # the writer's state now
-    committed = 0  # the state the last commit point named
+    committed = 0  # the state of the newest slot written in full
     in_slot = None  # the slot written since its last sync
     points = []
     writer = None
@@ -87,6 +91,7 @@ def main():
             elif call in ('fsync', 'fdatasync') and path and slot.search(path):
                 kind = 'slot-sync'
                 in_slot = None
+                committed = step  # written in full: it opens
             elif call == 'fsync' and path and os.path.isdir(path):
                 kind = 'dir-sync'
             elif call.startswith('rename'):
@@ -97,8 +102,6 @@ def main():
                     kind, path = 'fspf-rename', fspf
             if kind:
                 points.append((kind, call, n, path, committed))
-            if kind in ('tag-write', 'tag-rename'):
-                committed = step
     taken = {}
     for kind, call, n, path, state in points:
         taken[kind] = taken.get(kind, 0) + 1

@@ -597,20 +597,37 @@ PY
 # --rw --tag-file on an existing tag file: it is the expected tag, and the
 # next commit replaces it.
 case_rw_tag_file_in_out() {
-	local first
+	local first second
 	make_sample
 	echo "$TAG" >"$W/new.tag"
 	mount_fg --rw --key-file "$KEY" --tag-file "$W/new.tag"
 	echo one >"$MNT/app/one"
 	unmount_sample
 	first=$(committed_tag)
+	cp "$FSPF" "$W/fspf.first"
 	mount_fg --rw --key-file "$KEY" --tag-file "$W/new.tag"
 	[ "$(cat "$MNT/app/one")" = one ] || fail "/app/one"
 	echo two >"$MNT/app/two"
 	unmount_sample
-	[ "$(committed_tag)" != "$first" ] || fail "the second session kept the tag"
-	# A stale tag file is refused like any stale tag.
+	second=$(committed_tag)
+	[ "$second" != "$first" ] || fail "the second session kept the tag"
+	# A tag file that names an earlier state of the same history (a
+	# writer's tag file lags after a crash) opens at the newest state,
+	# which descends from it (fspf(5), lineage), and is brought up to it.
 	echo "$first" >"$W/old.tag"
+	mount_fg --rw --key-file "$KEY" --tag-file "$W/old.tag"
+	[ "$(cat "$MNT/app/two")" = two ] || fail "not the newest state"
+	grep -q 'after the one its tag file names' "$DLOG" ||
+		fail "no warning that the tag file lagged: $(cat "$DLOG")"
+	[ "$(cat "$W/old.tag")" = "$second" ] || fail "the tag file was not caught up"
+	unmount_sample
+	# The same tag given as the tag, not a tag file, opens exactly that
+	# state or nothing: the fspf holds a newer one.
+	expect_refused --key-file "$KEY" --expected-tag "$first"
+	expect_err 'rollback'
+	# The fspf rolled back under a tag file naming the newest state.
+	cp "$W/fspf.first" "$FSPF"
+	echo "$second" >"$W/old.tag"
 	expect_refused --rw --key-file "$KEY" --tag-file "$W/old.tag"
 	expect_err 'rollback'
 }

@@ -1,30 +1,35 @@
 # SPDX-License-Identifier: Apache-2.0
 """sync_order.py: check in an strace log that every commit made durable
-what its new fspf names, and the new fspf itself, before its commit point.
+what its new fspf names before the new fspf could become durable, and
+that the tag file never lagged further behind than the lineage reaches.
 
 Usage: sync_order.py STRACE_LOG HOST_ROOT TAG_FILE FSPF
 
 The log is of `strace -f -y -o LOG` of single-threaded programs under the
-preload layer (SCONE_FSPF_MUTABLE=1, with a tag file). A commit point is
-a write of the tag file: the rename of a temporary file over TAG_FILE, or
-a write to a descriptor of TAG_FILE itself (in place). Between two commit
-points:
-  - every host file under HOST_ROOT that was written or truncated must be
-    fdatasync'ed (or fsync'ed) before the next commit point, and every
-    host directory under HOST_ROOT whose entries changed (create, mkdir,
-    symlink, rmdir, rename; not unlink, see remove_path() in
-    fshield/fshield.c) must be fsync'ed; a syncfs() covers
-    everything. A renamed directory takes what it still owed to its new
-    path;
-  - the new fspf (a pending file FSPF.tmp.*, new or a slot rewritten in
-    place) must be synced too, and a pending file created since must have
-    its directory synced; so must a new tag file before its rename;
-  - a pending file the last commit point named (the last one written
-    before it) must not be written again: a crash would tear the state
-    the tag file names.
-An in-place write of the tag file must be synced before anything else is
-written (the commit returns only then). Prints what each commit point
-missed and exits 1; exits 0 with the count of commit points checked.
+preload layer (SCONE_FSPF_MUTABLE=1, with a tag file). A new fspf is
+written into a pending file FSPF.tmp.* (a slot rewritten in place, or a
+new temporary file); once written in full it is a state the next open
+takes (it descends from the tag file's tag, fspf(5)), even before its
+sync, since the page cache may write it back at any time. So:
+  - when a new fspf starts to be written (the first write of a pending
+    file since its last sync), every host file under HOST_ROOT that was
+    written or truncated must already be fdatasync'ed (or fsync'ed), and
+    every host directory under HOST_ROOT whose entries changed (create,
+    mkdir, symlink, rmdir, rename; not unlink, see remove_path() in
+    fshield/fshield.c) fsync'ed; a syncfs() covers everything. A renamed
+    directory takes what it still owed to its new path;
+  - the sync of the pending file is the commit point; a pending file
+    created since must have its directory synced before the tag file is
+    written (the commit returns only then);
+  - the pending file the last commit point made durable must not be
+    written again: a crash would tear the newest state;
+  - the tag file is written in place without a sync at most 15 times in a
+    row before a new fspf is written (FSPF_LINEAGE_MAX - 1: the tag a
+    crash may leave there must be in the new state's lineage), a new tag
+    file is synced before its rename over TAG_FILE, and at the end the tag
+    file is synced (the writer's close).
+Prints what each commit missed and exits 1; exits 0 with the count of
+commit points checked.
 """
 import os
 import re
@@ -48,21 +53,16 @@ def main():
     under = lambda p: p == root or p.startswith(root + '/')
     pend = lambda p: p.startswith(fspf + '.tmp.')
     files, dirs = set(), set()
-    named = None      # the pending file the last commit point named
-    last_pend = None  # the pending file written last
-    tag_unsynced = None
+    pend_dirs = set()  # directories of pending files created, unsynced
+    named = None       # the pending file the last commit point made durable
+    writing = set()    # pending files written since their last sync
+    tag_unsynced = 0   # in-place tag writes since the tag file's last sync
     commits, bad = 0, 0
-    problems = []
 
-    def commit_point(line):
-        nonlocal commits, bad, named
-        commits += 1
-        missed = sorted(files | dirs)
-        if missed:
-            bad += 1
-            print('commit point %d (%s): not synced: %s' %
-                  (commits, line[:70], ' '.join(missed)))
-        named = last_pend
+    def problem(msg):
+        nonlocal bad
+        bad += 1
+        print('commit %d: %s' % (commits + 1, msg))
 
     unfinished = {}  # pid: the start of a call another thread interrupted
     for line in open(log, errors='replace'):
@@ -85,21 +85,28 @@ def main():
         strs = re.findall(r'"((?:[^"\\]|\\.)*)"', args)
         fd = re.match(FD, args)
         fdp = fd.group(1) if fd else None
-        if tag_unsynced and call in WRITES and fdp != tagf:
-            bad += 1
-            print('commit point %d (%s): the tag file was not synced before '
-                  '%s' % (commits, tag_unsynced[:70], line[:70]))
-            tag_unsynced = None
         if call in WRITES and fdp == tagf:
-            commit_point(line)
-            tag_unsynced = line
+            if pend_dirs:
+                problem('the tag file written (%s) before the new name of '
+                        'a pending file was durable: %s' %
+                        (line[:60], ' '.join(sorted(pend_dirs))))
+                pend_dirs.clear()
+            tag_unsynced += 1
         elif call in WRITES and fdp and pend(fdp):
-            if fdp == named:
-                bad += 1
-                print('after commit point %d: %s rewritten, which the tag '
-                      'file names' % (commits, fdp))
-            files.add(fdp)
-            last_pend = fdp
+            if fdp not in writing:
+                if files | dirs:
+                    problem('the new fspf (%s) written before these were '
+                            'synced: %s' % (fdp, ' '.join(sorted(files |
+                                                                dirs))))
+                    files.clear()
+                    dirs.clear()
+                if fdp == named:
+                    problem('%s rewritten, which holds the newest durable '
+                            'state' % fdp)
+                if tag_unsynced > 15:
+                    problem('the tag file was left unsynced over %d commits'
+                            % tag_unsynced)
+                writing.add(fdp)
         elif call in WRITES and fdp and (under(fdp) or
                                          fdp.startswith(tagf + '.')):
             files.add(fdp)
@@ -108,14 +115,22 @@ def main():
         elif call in ('fsync', 'fdatasync') and fdp:
             files.discard(fdp)
             dirs.discard(fdp)
+            pend_dirs.discard(fdp)
             if fdp == tagf:
-                tag_unsynced = None
+                tag_unsynced = 0
+            if fdp in writing:
+                writing.discard(fdp)
+                commits += 1
+                named = fdp
         elif call == 'syncfs':
             files.clear()
             dirs.clear()
+            pend_dirs.clear()
         elif call in ('openat', 'open') and 'O_CREAT' in args:
             p = strs[0] if strs else ''
-            if p.startswith('/') and (under(p) or pend(p)):
+            if p.startswith('/') and pend(p):
+                pend_dirs.add(parent(p))
+            elif p.startswith('/') and under(p):
                 dirs.add(parent(p))
         elif call in ('mkdir', 'rmdir') and strs and under(strs[0]):
             dirs.add(parent(strs[0]))
@@ -129,17 +144,16 @@ def main():
         elif call in ('rename', 'renameat', 'renameat2') and len(strs) > 1:
             a, b = strs[0], strs[1]
             if b == tagf:
-                commit_point(line)
-                files.discard(a)  # reported if unsynced; the tag file now
+                if a in files:
+                    problem('the new tag file %s renamed unsynced' % a)
+                files.discard(a)
+                tag_unsynced = 0
                 continue
             if pend(a) and b == fspf:
-                # Unsynced by design: the tag file names its state, which
-                # the next open finds under either name.
-                files.discard(a)
+                # Unsynced by design: the next open finds its state under
+                # either name.
                 if named == a:
                     named = b
-                if last_pend == a:
-                    last_pend = b
                 continue
             if not (under(a) or under(b)):
                 continue
@@ -149,9 +163,8 @@ def main():
             files = {moved(p) for p in files}
             dirs = {moved(p) for p in dirs}
     if tag_unsynced:
-        bad += 1
-        print('commit point %d (%s): the tag file was never synced' %
-              (commits, tag_unsynced[:70]))
+        problem('the tag file was never synced after its last %d writes'
+                % tag_unsynced)
     if not commits:
         print('no commit point in the log')
         return 1

@@ -287,6 +287,18 @@ static void read_tagfile(uint8_t tag[FSHIELD_TAG_BYTES])
 		memset(tag, 0, FSHIELD_TAG_BYTES);
 }
 
+static void write_tagfile(const uint8_t tag[FSHIELD_TAG_BYTES])
+{
+	char hex[2 * FSHIELD_TAG_BYTES + 1];
+	FILE *fp = fopen(g_tagfile, "w");
+
+	fsh_hex_encode(tag, FSHIELD_TAG_BYTES, hex);
+	if (fp) {
+		fprintf(fp, "%s\n", hex);
+		fclose(fp);
+	}
+}
+
 /* The tag of the fspf file at @path, or zeros. */
 static void file_tag(const char *path, uint8_t tag[FSHIELD_TAG_BYTES])
 {
@@ -349,6 +361,100 @@ static int fd_of(const char *path)
  * slot, which every open with that tag takes (never the older slot, not
  * even when the named one is torn); a writable open puts it in place.
  */
+/*
+ * The tag file is synced only at every few commits and at close: after a
+ * crash it may name a state some commits older than the newest. An open
+ * with its tag (FSHIELD_TAG_OR_NEWER, or FSHIELD_TAG_FROM_FILE) takes the
+ * newest state that descends from it, in a slot or in place; one given
+ * the tag itself takes exactly that state; nothing else opens.
+ */
+static void test_lagging_tag_file(void)
+{
+	uint8_t t0[FSHIELD_TAG_BYTES], t[FSHIELD_TAG_BYTES],
+		got[FSHIELD_TAG_BYTES], hist[20][FSHIELD_TAG_BYTES];
+	const unsigned wr = FSHIELD_WRITABLE | FSHIELD_COMMIT_EXPLICIT;
+	struct fshield_volume *vol;
+	int status;
+	pid_t pid;
+
+	REQUIRE_INT(make_tree(), 0);
+	memcpy(t0, g_tag, sizeof(t0));
+	/* A writer that commits three times and dies: the newest in a slot. */
+	pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		if (rw(&vol) || commits(vol, 1, 3))
+			_exit(1);
+		_exit(0);
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	REQUIRE_INT(status, 0);
+	read_tagfile(t);
+	CHECK(memcmp(t, t0, sizeof(t)) != 0);
+	/* Its tag file as a crash may leave it: three commits behind. */
+	write_tagfile(t0);
+	/* The tag itself: exactly that state (the fspf still holds it). */
+	REQUIRE_INT(open_vol(0, t0, &vol), 0);
+	fshield_volume_tag(vol, got);
+	CHECK_MEM(got, t0, sizeof(got));
+	fshield_volume_close(vol);
+	/* As a tag file's: the newest, in the slot. */
+	REQUIRE_INT(open_vol(FSHIELD_TAG_OR_NEWER, t0, &vol), 0);
+	fshield_volume_tag(vol, got);
+	CHECK_MEM(got, t, sizeof(got));
+	CHECK(same_content(vol, "/enc/a", (const uint8_t *)"v3", 2));
+	fshield_volume_close(vol);
+	read_tagfile(got);
+	CHECK_MEM(got, t0, sizeof(got)); /* a reader leaves it */
+	/* A writer reading the tag file: the same, and names it there. */
+	REQUIRE_INT(open_vol(wr | FSHIELD_TAG_FROM_FILE, t0, &vol), 0);
+	fshield_volume_tag(vol, got);
+	CHECK_MEM(got, t, sizeof(got));
+	read_tagfile(got);
+	CHECK_MEM(got, t, sizeof(got));
+	/* Twenty commits more, each tag kept; closed: all in place. */
+	for (int i = 0; i < 20; i++) {
+		REQUIRE_INT(commits(vol, 4 + i, 1), 0);
+		fshield_volume_tag(vol, hist[i]);
+	}
+	fshield_volume_close(vol);
+	read_tagfile(got);
+	CHECK_MEM(got, hist[19], sizeof(got));
+	/* Sixteen behind is the lineage's reach; seventeen is not. */
+	REQUIRE_INT(open_vol(FSHIELD_TAG_OR_NEWER, hist[3], &vol), 0);
+	fshield_volume_tag(vol, got);
+	CHECK_MEM(got, hist[19], sizeof(got));
+	CHECK(same_content(vol, "/enc/a", (const uint8_t *)"v23", 3));
+	fshield_volume_close(vol);
+	CHECK_INT(open_vol(FSHIELD_TAG_OR_NEWER, hist[2], &vol), -ESTALE);
+	CHECK_INT(open_vol(FSHIELD_TAG_OR_NEWER, t, &vol), -ESTALE);
+	/* A tag no state here descends from. */
+	memset(got, 0x5a, sizeof(got));
+	CHECK_INT(open_vol(FSHIELD_TAG_OR_NEWER, got, &vol), -ESTALE);
+	/* An older fspf put back under a tag file naming the newest. */
+	{
+		char old[320];
+		uint8_t ft[FSHIELD_TAG_BYTES];
+
+		snprintf(old, sizeof(old), "%s.old", g_dir);
+		memcpy(g_tag, hist[19], sizeof(g_tag));
+		REQUIRE_INT(rw(&vol), 0);
+		fshield_volume_close(vol);
+		REQUIRE_INT(link(g_fspf, old), 0);
+		REQUIRE_INT(rw(&vol), 0);
+		REQUIRE_INT(commits(vol, 30, 2), 0);
+		fshield_volume_tag(vol, t);
+		fshield_volume_close(vol);
+		file_tag(old, ft);
+		CHECK_MEM(ft, hist[19], sizeof(ft));
+		REQUIRE_INT(rename(old, g_fspf), 0);
+		write_tagfile(t);
+		CHECK_INT(open_vol(FSHIELD_TAG_OR_NEWER, t, &vol), -ESTALE);
+		CHECK_INT(open_vol(wr | FSHIELD_TAG_FROM_FILE, t, &vol),
+			  -ESTALE);
+	}
+}
+
 static void test_commit_slots(void)
 {
 	uint8_t t[FSHIELD_TAG_BYTES], t0[FSHIELD_TAG_BYTES],
@@ -1359,6 +1465,7 @@ int main(void)
 	TAP_RUN(test_random_not_protected);
 	TAP_RUN(test_commit_and_rollback);
 	TAP_RUN(test_commit_slots);
+	TAP_RUN(test_lagging_tag_file);
 	TAP_RUN(test_lock);
 	TAP_RUN(test_suspend_resume);
 	TAP_RUN(test_read_only);

@@ -1701,6 +1701,8 @@ static int flip_want(size_t byte, unsigned int bit, bool zero_key)
 {
 	if (byte < 8)
 		return -EMEDIUMTYPE;
+	if (byte == 10 && bit == 0) /* 1.0 -> 1.1: a lineage, of none */
+		return -EUCLEAN;
 	if (byte < 12)
 		return -EPROTONOSUPPORT;
 	if (byte < 16) { /* flags */
@@ -1791,7 +1793,7 @@ static void test_header_fields(void)
 	/* Versions. */
 	{
 		static const uint16_t v[][2] = {
-		    {0, 0}, {2, 0}, {1, 1}, {1, 0xffff}, {0xffff, 0},
+		    {0, 0}, {2, 0}, {1, 2}, {1, 0xffff}, {0xffff, 0},
 		};
 
 		for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
@@ -2421,6 +2423,96 @@ static void test_body_counts(void)
 
 /* ---- files ---- */
 
+/* The lineage: 1.1 names it, 1.0 has none; newest first, at most 16. */
+static void test_lineage(void)
+{
+	struct fspf *f = model(), *back = NULL;
+	struct fsh_key *key = key_or_die();
+	struct fspf_info info;
+	const uint8_t *tags;
+	uint8_t t[20][16], own[16], *buf;
+	size_t n;
+
+	for (int i = 0; i < 20; i++)
+		memset(t[i], 0x40 + i, 16);
+	CHECK_INT(fspf_lineage(f, &tags), 0);
+	for (int i = 0; i < 3; i++)
+		fspf_lineage_push(f, t[i]);
+	REQUIRE_INT(fspf_encode(f, key, &buf, &n, own), 0);
+	CHECK_INT(fspf_peek(buf, n, &info), 0);
+	CHECK_INT(info.minor, 1);
+	CHECK_INT(info.lineage_count, 3);
+	CHECK_INT(get32(buf + 76), 3);
+	CHECK(fsh_is_zero(buf + 80, 16));
+	REQUIRE_INT(fspf_decode(buf, n, key, &back, NULL), 0);
+	CHECK_INT(fspf_lineage(back, &tags), 3);
+	CHECK_MEM(tags, t[2], 16); /* newest first */
+	CHECK_MEM(tags + 32, t[0], 16);
+	CHECK_INT(fspf_descent(back, own, own), 0);
+	CHECK_INT(fspf_descent(back, own, t[2]), 1);
+	CHECK_INT(fspf_descent(back, own, t[0]), 3);
+	CHECK_INT(fspf_descent(back, own, t[3]), -1);
+	CHECK_INT(fspf_descent(back, t[2], t[2]), 0);
+	fspf_free(back);
+	back = NULL;
+	/* The header must agree with itself and with the size. */
+	{
+		static const struct {
+			size_t off;
+			uint32_t v;
+		} bad[] = {
+		    {10, 0},  /* 1.0 with a lineage */
+		    {76, 0},  /* 1.1 without one */
+		    {76, 2},  /* sizes no longer fit */
+		    {76, 4},
+		    {76, 17}, /* more than FSPF_LINEAGE_MAX */
+		    {76, 0xffffffff},
+		    {80, 1},  /* reserved */
+		    {92, 0x1000000},
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			uint8_t save[4];
+
+			memcpy(save, buf + bad[i].off, 4);
+			if (bad[i].off == 10)
+				set16(buf + 10, (uint16_t)bad[i].v);
+			else
+				set32(buf + bad[i].off, bad[i].v);
+			if (!CHECK_INT(fspf_peek(buf, n, &info), -EUCLEAN))
+				tap_diag("header case %zu", i);
+			CHECK_INT(fspf_decode(buf, n, key, &back, NULL),
+				  -EUCLEAN);
+			memcpy(buf + bad[i].off, save, 4);
+		}
+	}
+	/* A changed tag of the lineage breaks the seal. */
+	buf[HDR + n - HDR - 16 - 1 - M_KEYS] ^= 1;
+	CHECK_INT(fspf_decode(buf, n, key, &back, NULL), -EBADMSG);
+	free(buf);
+	/* Past 16, the oldest go; set and clear. */
+	for (int i = 3; i < 20; i++)
+		fspf_lineage_push(f, t[i]);
+	CHECK_INT(fspf_lineage(f, &tags), FSPF_LINEAGE_MAX);
+	CHECK_MEM(tags, t[19], 16);
+	CHECK_MEM(tags + 15 * 16, t[4], 16);
+	CHECK_INT(fspf_descent(f, own, t[4]), 16);
+	CHECK_INT(fspf_descent(f, own, t[3]), -1);
+	fspf_lineage_set(f, t[0], 2);
+	CHECK_INT(fspf_lineage(f, &tags), 2);
+	CHECK_MEM(tags + 16, t[1], 16);
+	fspf_lineage_set(f, NULL, 0);
+	CHECK_INT(fspf_lineage(f, &tags), 0);
+	/* Without one: written as 1.0, as before lineages existed. */
+	REQUIRE_INT(fspf_encode(f, key, &buf, &n, NULL), 0);
+	CHECK_INT(fspf_peek(buf, n, &info), 0);
+	CHECK_INT(info.minor, 0);
+	CHECK_INT(info.lineage_count, 0);
+	free(buf);
+	fsh_key_free(key);
+	fspf_free(f);
+}
+
 static void test_store_load(void)
 {
 	char dir[] = "/tmp/fspf-unit-XXXXXX", path[64];
@@ -2527,6 +2619,7 @@ int main(void)
 	TAP_RUN(test_truncated);
 	TAP_RUN(test_bit_flips);
 	TAP_RUN(test_header_fields);
+	TAP_RUN(test_lineage);
 	TAP_RUN(test_reseal_control);
 	TAP_RUN(test_body_region_records);
 	TAP_RUN(test_body_entry_records);
