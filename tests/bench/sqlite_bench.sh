@@ -12,10 +12,16 @@
 #   bulk      BENCH_BULK_ROWS rows in one transaction
 # Each is done BENCH_REPEAT times, the median kept; it prints seconds,
 # rows per second and the ratios preload / plain (of throughput: 1.00 is
-# as fast as plain files), never judges them. The shielded databases are
-# checked (integrity_check and the row count, reopened at the new tag),
-# untimed. Exit 1 only when something fails. Default rollback journal
-# mode and synchronous=FULL, as sqlite3 ships.
+# as fast as plain files), never judges them. Each shielded database is
+# checked (integrity_check and the row count, reopened at the new tag)
+# and removed again, untimed, so that every run starts from the same
+# volume, as the plain one starts from the same directory. Exit 1 only
+# when something fails. Default rollback journal mode and
+# synchronous=FULL, as sqlite3 ships.
+#
+# Every commit re-seals the whole fspf, whose size grows with the chunks
+# of every file in the volume (28 bytes per chunk): BENCH_BESIDE_MB puts
+# a file of that many MiB in the region first, to show what that costs.
 #
 # Environment:
 #   SCONE_FSPF_BIN        scone-fspf (default ./build/tools/scone-fspf)
@@ -27,6 +33,7 @@
 #   BENCH_TXN_ROWS        rows per transaction (default 100)
 #   BENCH_BULK_ROWS       rows of the bulk workload (default 100000)
 #   BENCH_REPEAT          runs per column, median kept (default 3)
+#   BENCH_BESIDE_MB       MiB of another file in the region (default 0)
 #   BENCH_DIR             where to make the temporary directory (default
 #                         $TMPDIR or /tmp)
 set -euo pipefail
@@ -35,13 +42,14 @@ BENCH_ROWS=${BENCH_ROWS:-10000}
 BENCH_TXN_ROWS=${BENCH_TXN_ROWS:-100}
 BENCH_BULK_ROWS=${BENCH_BULK_ROWS:-100000}
 BENCH_REPEAT=${BENCH_REPEAT:-3}
+BENCH_BESIDE_MB=${BENCH_BESIDE_MB:-0}
 BIN=${SCONE_FSPF_BIN:-./build/tools/scone-fspf}
 PRELOAD=${FSHIELD_PRELOAD:-$(dirname "$BIN")/../fshield/libfshield-preload.so}
 
 die() { echo "sqlite_bench: error: $*" >&2; exit 1; }
 
-case $BENCH_ROWS$BENCH_TXN_ROWS$BENCH_BULK_ROWS$BENCH_REPEAT in
-*[!0-9]*) die "BENCH_ROWS, BENCH_TXN_ROWS, BENCH_BULK_ROWS and BENCH_REPEAT must be integers" ;;
+case $BENCH_ROWS$BENCH_TXN_ROWS$BENCH_BULK_ROWS$BENCH_REPEAT$BENCH_BESIDE_MB in
+*[!0-9]*) die "BENCH_ROWS, BENCH_TXN_ROWS, BENCH_BULK_ROWS, BENCH_REPEAT and BENCH_BESIDE_MB must be integers" ;;
 esac
 [ "$BENCH_TXN_ROWS" -ge 1 ] || die "BENCH_TXN_ROWS must be at least 1"
 [ "$BENCH_REPEAT" -ge 1 ] || BENCH_REPEAT=1
@@ -115,21 +123,28 @@ check() {
 	[ "$got" = "$(printf 'ok\n%s' "$2")" ] || die "$1 differs: $got"
 }
 
+rows() { [ "$1" = txn ] && echo "$BENCH_ROWS" || echo "$BENCH_BULK_ROWS"; }
+
+if [ "$BENCH_BESIDE_MB" -gt 0 ]; then
+	shielded dd if=/dev/zero of=/bench/beside.bin bs=1M count="$BENCH_BESIDE_MB" \
+		status=none || die "writing /bench/beside.bin failed"
+fi
+
 declare -A US MED
 for ((r = 1; r <= BENCH_REPEAT; r++)); do
 	for w in txn bulk; do
 		rm -f "$T/plain/$w.db"
 		US[$w-plain]+="$(timed sqlite3 -bail "$T/plain/$w.db" ".read $T/$w.sql") "
-		US[$w-preload]+="$(timed shielded sqlite3 -bail "/bench/$w-$r.db" ".read $T/$w.sql") "
+		US[$w-preload]+="$(timed shielded sqlite3 -bail "/bench/$w.db" ".read $T/$w.sql") "
+		check "/bench/$w.db" "$(rows $w)"
+		shielded rm "/bench/$w.db" || die "removing /bench/$w.db failed"
 	done
 done
-check /bench/txn-1.db "$BENCH_ROWS"
-check /bench/bulk-1.db "$BENCH_BULK_ROWS"
 "$BIN" verify "$T/fspf" --root "$T/root" --tag-file "$T/tag" --key-file "$T/key" \
 	>"$T/verify.log" 2>&1 || { cat "$T/verify.log" >&2; die "verify at the last tag failed"; }
 
-rows() { [ "$1" = txn ] && echo "$BENCH_ROWS" || echo "$BENCH_BULK_ROWS"; }
-echo "sqlite3 inserts, median of $BENCH_REPEAT (seconds, rows/s):"
+echo "sqlite3 inserts, median of $BENCH_REPEAT (seconds, rows/s)$([ "$BENCH_BESIDE_MB" = 0 ] ||
+	echo ", beside a file of $BENCH_BESIDE_MB MiB in the region"):"
 for w in txn bulk; do
 	case $w in
 	txn) echo "  txn: $BENCH_ROWS rows in transactions of $BENCH_TXN_ROWS" ;;
