@@ -456,6 +456,11 @@ static int load_state(struct fshield_volume *vol, const uint8_t *expected,
 	    fspf_load_pending(vol->fspf_path, vol->key, expected, max_depth,
 			      &pf, ptag, &pdepth, &pending))
 		return err;
+	/*
+	 * Two files as far from @expected are the same state, or one whose
+	 * commit never returned (a failed tag write, then a commit by
+	 * rename): either will do.
+	 */
 	if ((int)pdepth <= depth) {
 		/* the fspf is as new: the slot is one it replaced */
 		fspf_free(pf);
@@ -463,12 +468,22 @@ static int load_state(struct fshield_volume *vol, const uint8_t *expected,
 		return err;
 	}
 	if (writable(vol) && rename(pending, vol->fspf_path) < 0) {
+		/*
+		 * Refused, not opened at the older state in place: a writer
+		 * would then remove the slot that holds the newer, committed
+		 * one (remove_stale_commits()).
+		 */
+		int rerr = -errno;
+
 		vol_log(vol, FSHIELD_LOG_ERR,
 			"cannot complete the interrupted commit of '%s' (%s): %s",
-			vol->fspf_path, pending, strerror(errno));
+			vol->fspf_path, pending, strerror(-rerr));
 		fspf_free(pf);
 		free(pending);
-		return err;
+		fspf_free(vol->fspf);
+		vol->fspf = NULL;
+		*depth_ret = -1;
+		return rerr;
 	}
 	vol_log(vol, FSHIELD_LOG_WARNING,
 		"'%s': %s the interrupted commit of %s (%s)", vol->fspf_path,
@@ -546,7 +561,9 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 
 	if (!cfg || !cfg->fspf_path ||
 	    (!cfg->expected_tag && !(cfg->flags & FSHIELD_NO_ROLLBACK_PROTECTION)) ||
-	    (cfg->tag_path && !(cfg->flags & FSHIELD_WRITABLE)))
+	    (cfg->tag_path && !(cfg->flags & FSHIELD_WRITABLE)) ||
+	    ((cfg->flags & FSHIELD_TAG_EXACT) &&
+	     (cfg->flags & FSHIELD_TAG_OR_NEWER)))
 		return -EINVAL;
 	vol = calloc(1, sizeof(*vol));
 	if (!vol)
@@ -584,7 +601,8 @@ EXPORT int fshield_volume_open(const struct fshield_config *cfg,
 		err = read_tag_file(vol->tag_path, file_tag);
 		if (!err) {
 			expected = file_tag;
-			max_depth = FSPF_LINEAGE_MAX;
+			if (!(cfg->flags & FSHIELD_TAG_EXACT))
+				max_depth = FSPF_LINEAGE_MAX;
 		} else if (err != -ENOENT) {
 			goto fail;
 		}
@@ -1117,7 +1135,7 @@ static int commit_slot(struct fshield_volume *vol,
 	}
 	memcpy(old, vol->tag, sizeof(old));
 	memcpy(vol->tag, tag, FSHIELD_TAG_BYTES);
-	err = write_tag(vol, false);
+	err = write_tag(vol, vol->flags & FSHIELD_TAG_EXACT);
 	if (err) {
 		/* The tag file may name either slot now: keep both. */
 		memcpy(vol->tag, old, sizeof(old));
@@ -1439,7 +1457,7 @@ EXPORT int fshield_volume_resume(struct fshield_volume *vol,
 	if (!expected_tag && (vol->flags & FSHIELD_TAG_FROM_FILE) &&
 	    vol->tag_path) {
 		err = read_tag_file(vol->tag_path, want);
-		if (!err)
+		if (!err && !(vol->flags & FSHIELD_TAG_EXACT))
 			max_depth = FSPF_LINEAGE_MAX; /* it may lag */
 		if (err == -ENOENT)
 			err = 0; /* none yet: our own tag */

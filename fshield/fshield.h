@@ -50,6 +50,15 @@ extern "C" {
  * Without it, only exactly the expected tag opens.
  */
 #define FSHIELD_TAG_OR_NEWER 0x20u
+/*
+ * The tag file is kept where the host cannot write it: it must name
+ * exactly the last commit. It is synced at every commit (its write is
+ * the commit point again: one sync more per commit), and its tag is an
+ * exact one (FSHIELD_TAG_FROM_FILE does not imply FSHIELD_TAG_OR_NEWER),
+ * so that a state that merely descends from it (a clone's, sealed with
+ * the same key) is refused. Excludes FSHIELD_TAG_OR_NEWER.
+ */
+#define FSHIELD_TAG_EXACT 0x40u
 
 /* Flags of fshield_rename(). */
 #define FSHIELD_RENAME_NOREPLACE 0x1u

@@ -235,7 +235,8 @@ static const char *read_tag(uint8_t tag[FSHIELD_TAG_BYTES], unsigned *flags)
 			return "SCONE_FSPF_TAG_FILE names a tag and SCONE_FSPF_NO_ROLLBACK_PROTECTION is set";
 		if (buf[0]) {
 			/* it may lag behind its writer's last commits */
-			*flags |= FSHIELD_TAG_OR_NEWER;
+			if (!(*flags & FSHIELD_TAG_EXACT))
+				*flags |= FSHIELD_TAG_OR_NEWER;
 			return NULL;
 		}
 	}
@@ -455,6 +456,13 @@ static void init_once(void)
 	t_depth++;
 	log_setup();
 	why = read_key(key);
+	/* SCONE_FSPF_TAG_EXACT=1: the tag file names exactly the state */
+	if (env("SCONE_FSPF_TAG_EXACT") &&
+	    strcmp(env("SCONE_FSPF_TAG_EXACT"), "0")) {
+		cfg.flags |= FSHIELD_TAG_EXACT;
+		if (!why && !env("SCONE_FSPF_TAG_FILE"))
+			why = "SCONE_FSPF_TAG_EXACT is about a tag file, and SCONE_FSPF_TAG_FILE is not set";
+	}
 	if (!why)
 		why = read_tag(tag, &cfg.flags);
 	g_mutable = env("SCONE_FSPF_MUTABLE") &&

@@ -103,6 +103,9 @@ int key_opts_parse(struct key_opts *ko, int c, const char *arg)
 	case OPT_ALLOW_UNENCRYPTED:
 		ko->allow_unencrypted = true;
 		return 1;
+	case OPT_TAG_EXACT:
+		ko->tag_exact = true;
+		return 1;
 	default:
 		return 0;
 	}
@@ -210,6 +213,8 @@ int cli_get_key(const struct key_opts *ko, struct fsh_key **key_ret)
 	int given = (ko->key_fd >= 0) + !!ko->key_file + !!ko->key_arg;
 
 	*key_ret = NULL;
+	if (ko->tag_exact && !ko->tag_file)
+		return cli_usage("--tag-exact is about a tag file: give one with --tag-file");
 	if (given > 1)
 		return cli_usage("give the key one way only (--key-fd, --key-file or KEY)");
 	if (ko->key_fd >= 0) {
@@ -326,7 +331,9 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 		goto fail;
 	}
 	/* A tag file may lag behind its writer's last commits (fspf(5)). */
-	max_depth = have > 0 && ko->tag_file ? FSPF_LINEAGE_MAX : 0;
+	max_depth = have > 0 && ko->tag_file && !ko->tag_exact
+			    ? FSPF_LINEAGE_MAX
+			    : 0;
 	err = fspf_load(path, key, &fspf, tag_ret);
 	if (!err && have > 0) {
 		depth = fspf_descent(fspf, tag_ret, expected);
@@ -363,9 +370,6 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 			 path, depth, depth == 1 ? "" : "s", ko->tag_file);
 		memcpy(expected, tag_ret, FSH_TAG_BYTES);
 	}
-	/* What this tool writes names no lineage: it is not a commit. */
-	if (!err)
-		fspf_lineage_set(fspf, NULL, 0);
 	if (err == -ENOKEY) {
 		cli_error("cannot open '%s': the fspf is encrypted: give its key with --key-file, --key-fd or SCONE_FSPF_KEY",
 			  path);
@@ -412,10 +416,14 @@ fail:
 	return ret;
 }
 
-int cli_store_fspf(const struct fspf *fspf, const char *path,
+int cli_store_fspf(struct fspf *fspf, const char *path,
 		   const struct fsh_key *key, uint8_t tag_ret[FSH_TAG_BYTES])
 {
-	int err = fspf_store(fspf, path, key, tag_ret);
+	int err;
+
+	/* What this tool writes names no lineage: it is not a commit. */
+	fspf_lineage_set(fspf, NULL, 0);
+	err = fspf_store(fspf, path, key, tag_ret);
 
 	if (err) {
 		cli_error("cannot write '%s': %s", path, fspf_strerror(err));
@@ -427,8 +435,10 @@ int cli_store_fspf(const struct fspf *fspf, const char *path,
 int store_hook_begin(void *arg)
 {
 	struct store_hook *h = arg;
-	int err = fspf_store_begin(h->fspf, h->path, h->key, &h->pending,
-				   h->tag);
+	int err;
+
+	fspf_lineage_set(h->fspf, NULL, 0); /* see cli_store_fspf() */
+	err = fspf_store_begin(h->fspf, h->path, h->key, &h->pending, h->tag);
 
 	if (err) {
 		h->pending = NULL;

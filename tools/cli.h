@@ -34,10 +34,16 @@ struct key_opts {
 	 */
 	bool checker;
 	bool allow_unencrypted;
+	/*
+	 * --tag-exact: the tag file names exactly the state (one the host
+	 * cannot write): no newer state that descends from it is taken, and
+	 * a read-write mount syncs it at every commit.
+	 */
+	bool tag_exact;
 };
 
-#define KEY_OPTS_INIT { NULL, -1, NULL, NULL, NULL, false, false }
-#define KEY_OPTS_CHECKER { NULL, -1, NULL, NULL, NULL, true, false }
+#define KEY_OPTS_INIT { NULL, -1, NULL, NULL, NULL, false, false, false }
+#define KEY_OPTS_CHECKER { NULL, -1, NULL, NULL, NULL, true, false, false }
 
 /*
  * getopt_long codes of the shared key and tag options; each subcommand that
@@ -50,6 +56,7 @@ enum {
 	OPT_EXPECTED_TAG,
 	OPT_TAG_FILE,
 	OPT_ALLOW_UNENCRYPTED,
+	OPT_TAG_EXACT,
 	OPT_FIRST_FREE,
 };
 
@@ -57,7 +64,8 @@ enum {
 	{ "key-file", required_argument, NULL, OPT_KEY_FILE },         \
 	{ "key-fd", required_argument, NULL, OPT_KEY_FD },             \
 	{ "expected-tag", required_argument, NULL, OPT_EXPECTED_TAG }, \
-	{ "tag-file", required_argument, NULL, OPT_TAG_FILE }
+	{ "tag-file", required_argument, NULL, OPT_TAG_FILE },         \
+	{ "tag-exact", no_argument, NULL, OPT_TAG_EXACT }
 
 /* Return: 1 when @c was one of the key options, 0 if not, -1 on bad value. */
 int key_opts_parse(struct key_opts *ko, int c, const char *arg);
@@ -104,7 +112,7 @@ int cli_open_fspf(const char *path, const struct key_opts *ko,
 		  uint8_t tag_ret[FSH_TAG_BYTES], bool *have_expected_ret);
 
 /* Write @fspf back to @path under @key (NULL: zero key). Return: 0 or 1. */
-int cli_store_fspf(const struct fspf *fspf, const char *path,
+int cli_store_fspf(struct fspf *fspf, const char *path,
 		   const struct fsh_key *key, uint8_t tag_ret[FSH_TAG_BYTES]);
 
 /* write(2) all of @p, retrying short writes. Return: 0 or -errno. */
@@ -179,7 +187,7 @@ int protect_tree(struct fspf *fspf, const char *embed, const char *source,
  * removes it. The tag is the new fspf's.
  */
 struct store_hook {
-	const struct fspf *fspf;
+	struct fspf *fspf;
 	const char *path;
 	const struct fsh_key *key;
 	struct fspf_pending *pending;

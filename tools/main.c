@@ -40,7 +40,8 @@ static const char USAGE[] =
 	"                                     receives each new tag)\n"
 	"\n"
 	"Keys come from --key-file FILE, --key-fd N or SCONE_FSPF_KEY; the\n"
-	"expected tag from --expected-tag HEX, --tag-file FILE or SCONE_FSPF_TAG.\n"
+	"expected tag from --expected-tag HEX, --tag-file FILE (a newer state that\n"
+	"descends from its tag too, unless --tag-exact) or SCONE_FSPF_TAG.\n"
 	"See scone-fspf(1).\n";
 
 static void print_tag_line(const char *prefix, const char *fspf_path,
@@ -485,12 +486,14 @@ static void show_json(const struct fspf *f, const char *path,
 		      const uint8_t tag[FSH_TAG_BYTES])
 {
 	char hex[FSH_TAG_HEX_BYTES + 1];
+	const uint8_t *lineage;
 
 	cli_tag_hex(tag, hex);
 	printf("{\"fspf\":");
 	json_string(path);
+	/* the version it was read in: 1.1 only with a lineage */
 	printf(",\"version\":\"%d.%d\",\"encrypted\":%s,\"tag\":\"%s\",\"regions\":[",
-	       FSPF_VERSION_MAJOR, FSPF_VERSION_MINOR,
+	       FSPF_VERSION_MAJOR, fspf_lineage(f, &lineage) ? 1 : 0,
 	       fspf_is_encrypted(f) ? "true" : "false", hex);
 	for (size_t i = 0; i < fspf_region_count(f); i++) {
 		const struct fspf_region *r = fspf_region(f, i);

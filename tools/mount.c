@@ -41,7 +41,8 @@ _Static_assert(FSHIELD_TAG_BYTES == FSH_TAG_BYTES,
 static const char MOUNT_USAGE[] =
 	"Usage: scone-fspf mount FSPF MOUNTPOINT [--root DIR] [-f|--foreground]\n"
 	"       [--rw] [-o FUSE_OPTIONS] [--no-rollback-protection] [--allow-unencrypted]\n"
-	"       [--key-file FILE | --key-fd N] [--expected-tag HEX] [--tag-file FILE]\n"
+	"       [--key-file FILE | --key-fd N] [--expected-tag HEX]\n"
+	"       [--tag-file FILE [--tag-exact]]\n"
 	"Show the protected tree of FSPF at MOUNTPOINT, every byte verified:\n"
 	"read-only, or with --rw read-write, committed at every fsync and at\n"
 	"unmount (with --rw, --tag-file receives each new tag). See scone-fspf(1).\n";
@@ -863,7 +864,9 @@ int cmd_mount(int argc, char **argv)
 		    (ko.allow_unencrypted ? FSHIELD_ALLOW_UNENCRYPTED : 0) |
 		    (mc.rw ? FSHIELD_WRITABLE | FSHIELD_COMMIT_EXPLICIT : 0) |
 		    /* a tag file may lag behind its writer's last commits */
-		    (have && ko.tag_file ? FSHIELD_TAG_OR_NEWER : 0);
+		    (have && ko.tag_file && !ko.tag_exact ? FSHIELD_TAG_OR_NEWER
+							   : 0) |
+		    (ko.tag_exact ? FSHIELD_TAG_EXACT : 0);
 	cfg.tag_path = tag_out_abs;
 	cfg.log = log_msg;
 	cfg.log_ctx = &mc;

@@ -625,6 +625,15 @@ case_rw_tag_file_in_out() {
 	# state or nothing: the fspf holds a newer one.
 	expect_refused --key-file "$KEY" --expected-tag "$first"
 	expect_err 'rollback'
+	# So does a tag file said to be exact (one the host cannot write).
+	echo "$first" >"$W/old.tag"
+	expect_refused --rw --key-file "$KEY" --tag-file "$W/old.tag" --tag-exact
+	expect_err 'rollback'
+	run "$BIN" mount "$FSPF" "$MNT" --root "$ROOT" --key-file "$KEY" --tag-exact
+	expect_rc 2
+	expect_err 'give one with --tag-file'
+	expect_not_mounted
+	echo "$second" >"$W/old.tag"
 	# The fspf rolled back under a tag file naming the newest state.
 	cp "$W/fspf.first" "$FSPF"
 	echo "$second" >"$W/old.tag"

@@ -973,9 +973,18 @@ os.rename(\"/app/g\", \"/app/h\")
 fd = os.open(\"/app/h/e/n\", os.O_RDWR); os.ftruncate(fd, 5); os.fsync(fd)
 os.close(fd)"' bash "$W/mutable.sh" "$W/txn.sql" "$PYTHON" ||
 		fail "the workload under strace failed"
-	"$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/sync_order.py" \
+	# the writer's policy: the tag file synced at every eighth commit
+	"$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/sync_order.py" --max-lag 7 \
 		"$W/strace.log" "$ROOT" "$TAGF" "$FSPF" >"$W/order.out" ||
 		{ cat "$W/order.out"; fail "a commit named what was not synced"; }
+	new_tag >/dev/null
+	# SCONE_FSPF_TAG_EXACT: at every commit
+	strace -f -y -o "$W/strace-exact.log" env SCONE_FSPF_TAG_EXACT=1 \
+		"$W/mutable.sh" sqlite3 -bail /app/x.db ".read $W/txn.sql" >/dev/null ||
+		fail "the exact-tag workload under strace failed"
+	"$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/sync_order.py" --max-lag 0 \
+		"$W/strace-exact.log" "$ROOT" "$TAGF" "$FSPF" >"$W/order.out" ||
+		{ cat "$W/order.out"; fail "an exact tag file was not synced at every commit"; }
 	new_tag >/dev/null
 }
 
@@ -1329,6 +1338,67 @@ case_exports() {
 		sed -E 's/.*[ *]([A-Za-z_0-9]+)\($/\1/' | sort -u >"$W/src"
 	diff -u "$W/map" "$W/src" >&2 || fail "preload.map and the sources' EXPORTs differ"
 	diff -u "$W/map" "$W/exported" >&2 || fail "the library exports other names than preload.map"
+}
+
+# A tag file that lags behind the last commits (a writer killed before it
+# synced it: it is synced only at every eighth commit and at exit): a run
+# with it takes the newest state, which descends from its tag (fspf(5),
+# lineage), and a writable run names that state there again. With
+# SCONE_FSPF_TAG_EXACT=1 (a tag file the host cannot write) it is an exact
+# tag, as SCONE_FSPF_TAG is.
+case_tag_file_lag() {
+	local new newer
+	make_preload_sample
+	echo "$TAG" >"$TAGF"
+	cat >"$W/lag.py" <<-'EOF'
+		import os
+		fd = os.open("/app/lag.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+		for i in range(3):
+		    os.pwrite(fd, b"v%d\n" % i, 0)
+		    os.fsync(fd)
+		os.kill(os.getpid(), 9)
+	EOF
+	mutable "$PYTHON" "$W/lag.py"
+	[ "$RC" = 137 ] || fail "the writer was not killed (exit $RC)"
+	ls "$FSPF".tmp.* >/dev/null 2>&1 || fail "no slot left by the killed writer"
+	# The tag file as a power loss may leave it: three commits behind.
+	echo "$TAG" >"$TAGF"
+	shielded SCONE_FSPF_TAG= SCONE_FSPF_TAG_FILE="$TAGF" SCONE_FSPF_TAG_EXACT=1 \
+		cat /app/lag.txt
+	[ "$RC" -ne 0 ] || fail "an exact tag file read a newer state"
+	expect_err 'No such file'
+	shielded SCONE_FSPF_TAG= SCONE_FSPF_TAG_FILE="$TAGF" SCONE_LOG=4 cat /app/lag.txt
+	expect_rc 0
+	expect_out '^v2$'
+	expect_err '3 commits after the one its tag file names'
+	[ "$(cat "$TAGF")" = "$TAG" ] || fail "a read-only run changed the tag file"
+	mutable cat /app/lag.txt
+	expect_rc 0
+	expect_out '^v2$'
+	new=$(new_tag)
+	[ "$new" != "$TAG" ] || fail "the writable run did not catch the tag file up"
+	# One commit more, closed cleanly (nothing left beside the fspf),
+	# then the tag file one behind.
+	mutable "$PYTHON" -c 'open("/app/lag.txt", "w").write("v3\n")'
+	expect_rc 0
+	newer=$(new_tag)
+	! ls "$FSPF".tmp.* >/dev/null 2>&1 || fail "a slot left after a clean exit"
+	# What the runtime commits names its lineage: format 1.1.
+	run fspf show "$FSPF" --json --key-file "$KEY" --tag-file "$TAGF"
+	expect_rc 0
+	expect_out '"version":"1\.1"'
+	echo "$new" >"$TAGF"
+	shielded SCONE_FSPF_TAG= SCONE_FSPF_TAG_FILE="$TAGF" SCONE_FSPF_TAG_EXACT=1 \
+		cat /app/lag.txt
+	expect_refused 'its tag is not the expected one'
+	shielded SCONE_FSPF_TAG= SCONE_FSPF_TAG_FILE="$TAGF" cat /app/lag.txt
+	expect_rc 0
+	expect_out '^v3$'
+	mutable true
+	expect_rc 0
+	[ "$(cat "$TAGF")" = "$newer" ] || fail "the tag file was not caught up"
+	shielded SCONE_FSPF_TAG_EXACT=1 true
+	expect_refused 'SCONE_FSPF_TAG_EXACT is about a tag file'
 }
 
 run_case preload "$@"

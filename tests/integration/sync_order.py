@@ -3,7 +3,7 @@
 what its new fspf names before the new fspf could become durable, and
 that the tag file never lagged further behind than the lineage reaches.
 
-Usage: sync_order.py STRACE_LOG HOST_ROOT TAG_FILE FSPF
+Usage: sync_order.py [--max-lag N] STRACE_LOG HOST_ROOT TAG_FILE FSPF
 
 The log is of `strace -f -y -o LOG` of single-threaded programs under the
 preload layer (SCONE_FSPF_MUTABLE=1, with a tag file). A new fspf is
@@ -23,11 +23,13 @@ sync, since the page cache may write it back at any time. So:
     written (the commit returns only then);
   - the pending file the last commit point made durable must not be
     written again: a crash would tear the newest state;
-  - the tag file is written in place without a sync at most 15 times in a
-    row before a new fspf is written (FSPF_LINEAGE_MAX - 1: the tag a
-    crash may leave there must be in the new state's lineage), a new tag
-    file is synced before its rename over TAG_FILE, and at the end the tag
-    file is synced (the writer's close).
+  - the tag file is written in place without a sync at most N times in a
+    row before a new fspf is written (default 15, FSPF_LINEAGE_MAX - 1:
+    the tag a crash may leave there must be in the new state's lineage;
+    the writer's policy is 7, a sync at every eighth commit; 0 with
+    SCONE_FSPF_TAG_EXACT, a sync at every commit), a new tag file is
+    synced before its rename over TAG_FILE, and at the end the tag file
+    is synced (the writer's close).
 Prints what each commit missed and exits 1; exits 0 with the count of
 commit points checked.
 """
@@ -45,11 +47,15 @@ def parent(p):
 
 
 def main():
-    if len(sys.argv) != 5:
+    args = sys.argv[1:]
+    max_lag = 15
+    if len(args) == 6 and args[0] == '--max-lag':
+        max_lag = int(args[1])
+        args = args[2:]
+    if len(args) != 4:
         print(__doc__, file=sys.stderr)
         return 2
-    log, root, tagf, fspf = sys.argv[1], sys.argv[2].rstrip('/'), \
-        sys.argv[3], sys.argv[4]
+    log, root, tagf, fspf = args[0], args[1].rstrip('/'), args[2], args[3]
     under = lambda p: p == root or p.startswith(root + '/')
     pend = lambda p: p.startswith(fspf + '.tmp.')
     files, dirs = set(), set()
@@ -103,7 +109,7 @@ def main():
                 if fdp == named:
                     problem('%s rewritten, which holds the newest durable '
                             'state' % fdp)
-                if tag_unsynced > 15:
+                if tag_unsynced > max_lag:
                     problem('the tag file was left unsynced over %d commits'
                             % tag_unsynced)
                 writing.add(fdp)

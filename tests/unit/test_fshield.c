@@ -427,6 +427,21 @@ static void test_lagging_tag_file(void)
 	CHECK(same_content(vol, "/enc/a", (const uint8_t *)"v23", 3));
 	fshield_volume_close(vol);
 	CHECK_INT(open_vol(FSHIELD_TAG_OR_NEWER, hist[2], &vol), -ESTALE);
+	/* A trusted tag file is exact: one behind is refused. */
+	CHECK_INT(open_vol(FSHIELD_TAG_OR_NEWER | FSHIELD_TAG_EXACT, hist[18],
+			   &vol),
+		  -EINVAL);
+	write_tagfile(hist[18]);
+	CHECK_INT(open_vol(wr | FSHIELD_TAG_FROM_FILE | FSHIELD_TAG_EXACT,
+			   hist[18], &vol),
+		  -ESTALE);
+	write_tagfile(hist[19]);
+	REQUIRE_INT(open_vol(wr | FSHIELD_TAG_FROM_FILE | FSHIELD_TAG_EXACT,
+			     hist[18], &vol),
+		    0);
+	fshield_volume_tag(vol, got);
+	CHECK_MEM(got, hist[19], sizeof(got));
+	fshield_volume_close(vol);
 	CHECK_INT(open_vol(FSHIELD_TAG_OR_NEWER, t, &vol), -ESTALE);
 	/* A tag no state here descends from. */
 	memset(got, 0x5a, sizeof(got));
