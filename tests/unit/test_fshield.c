@@ -336,6 +336,22 @@ static int commits(struct fshield_volume *vol, int first, int n)
 	return err;
 }
 
+/* A child writer (g_tag, the tag file) commits "v1".."v3" and dies: no close. */
+static bool writer_dies_after_three_commits(void)
+{
+	struct fshield_volume *vol;
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (rw(&vol) || commits(vol, 1, 3))
+			_exit(1);
+		_exit(0);
+	}
+	return pid > 0 && waitpid(pid, &status, 0) == pid &&
+	       WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /* The descriptor of this process open on @path, or -1. */
 static int fd_of(const char *path)
 {
@@ -375,21 +391,11 @@ static void test_lagging_tag_file(void)
 		got[FSHIELD_TAG_BYTES], hist[20][FSHIELD_TAG_BYTES];
 	const unsigned wr = FSHIELD_WRITABLE | FSHIELD_COMMIT_EXPLICIT;
 	struct fshield_volume *vol;
-	int status;
-	pid_t pid;
 
 	REQUIRE_INT(make_tree(), 0);
 	memcpy(t0, g_tag, sizeof(t0));
 	/* A writer that commits three times and dies: the newest in a slot. */
-	pid = fork();
-	REQUIRE(pid >= 0);
-	if (pid == 0) {
-		if (rw(&vol) || commits(vol, 1, 3))
-			_exit(1);
-		_exit(0);
-	}
-	REQUIRE(waitpid(pid, &status, 0) == pid);
-	REQUIRE_INT(status, 0);
+	REQUIRE(writer_dies_after_three_commits());
 	read_tagfile(t);
 	CHECK(memcmp(t, t0, sizeof(t)) != 0);
 	/* Its tag file as a crash may leave it: three commits behind. */
@@ -498,23 +504,12 @@ static void test_commit_slots(void)
 	char slot0[300], slot1[300], named[300], other[300];
 	struct fshield_volume *vol;
 	struct stat st;
-	int status;
-	pid_t pid;
 
 	REQUIRE_INT(make_tree(), 0);
 	memcpy(t0, g_tag, sizeof(t0));
 	snprintf(slot0, sizeof(slot0), "%s.tmp.0", g_fspf);
 	snprintf(slot1, sizeof(slot1), "%s.tmp.1", g_fspf);
-	/* A writer that commits three times and dies (no close). */
-	pid = fork();
-	REQUIRE(pid >= 0);
-	if (pid == 0) {
-		if (rw(&vol) || commits(vol, 1, 3))
-			_exit(1);
-		_exit(0);
-	}
-	REQUIRE(waitpid(pid, &status, 0) == pid);
-	REQUIRE_INT(status, 0);
+	REQUIRE(writer_dies_after_three_commits());
 	read_tagfile(t);
 	CHECK(memcmp(t, t0, sizeof(t)) != 0);
 	file_tag(g_fspf, ft);
