@@ -229,24 +229,25 @@ static int lock_wait(int fd, int op, unsigned wait_ms)
 }
 
 /*
- * The tag in tag file @path (32 hex digits, a newline): 0, -ENOENT when
- * there is no such file, -EINVAL when it holds no tag, or the errno.
+ * The tag in tag file @path (32 hex digits, white space around them, as
+ * the runtime writes it: a newline after): 0, -ENOENT when there is no
+ * such file, -EINVAL when it holds no tag, or the errno.
  */
 static int read_tag_file(const char *path, uint8_t tag[FSHIELD_TAG_BYTES])
 {
-	char hex[2 * FSHIELD_TAG_BYTES + 2];
+	char text[128]; /* a tag line with white space around, no more */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	ssize_t n;
 
 	if (fd < 0)
 		return -errno;
-	n = pread(fd, hex, sizeof(hex), 0);
+	n = pread(fd, text, sizeof(text), 0);
 	close(fd);
 	if (n < 0)
 		return -errno;
-	if (n < 2 * FSHIELD_TAG_BYTES ||
-	    (n > 2 * FSHIELD_TAG_BYTES && hex[2 * FSHIELD_TAG_BYTES] != '\n') ||
-	    fsh_hex_decode(hex, 2 * FSHIELD_TAG_BYTES, tag, FSHIELD_TAG_BYTES))
+	/* the same parser as scone-fspf's and the preload's (fuzz_hex.c) */
+	if ((size_t)n == sizeof(text) ||
+	    fsh_hex_decode(text, (size_t)n, tag, FSHIELD_TAG_BYTES))
 		return -EINVAL;
 	return 0;
 }

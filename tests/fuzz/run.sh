@@ -1,8 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 #
-# Build the libFuzzer targets with clang and fuzz the fspf parser and the
-# runtime's journal parser for a bounded time, on scratch copies of the
+# Build the libFuzzer targets with clang and fuzz the fspf parser, the
+# runtime's journal parser and the tag/key text parser for a bounded time, on scratch copies of the
 # checked-in seed corpora (new inputs never land in the source tree). Exit status: 0 no crash, 1 crash or
 # build failure, 2 usage.
 #
@@ -42,7 +42,7 @@ if [ ! -f "$build/build.ninja" ]; then
 else
 	meson configure "$build" -Dfuzz=enabled
 fi
-ninja -C "$build" tests/fuzz/fuzz_fspf_decode tests/fuzz/fuzz_journal
+ninja -C "$build" tests/fuzz/fuzz_fspf_decode tests/fuzz/fuzz_journal tests/fuzz/fuzz_hex
 
 artifacts=$(cd "$build" && pwd)/fuzz-artifacts
 mkdir -p "$artifacts"
@@ -69,8 +69,12 @@ fuzz() {
 	fi
 }
 
-# Most of the time to the fspf parser, the rest to the journal's.
+# Most of the time to the fspf parser, a quarter to the journal's, a
+# tenth to the tag and key text's (small: it is one function).
 journal_secs=$((secs / 4 > 0 ? secs / 4 : 1))
-fuzz fspf_decode $((secs - journal_secs > 0 ? secs - journal_secs : 1)) 8192 "$@"
+hex_secs=$((secs / 10 > 0 ? secs / 10 : 1))
+fspf_secs=$((secs - journal_secs - hex_secs > 0 ? secs - journal_secs - hex_secs : 1))
+fuzz fspf_decode "$fspf_secs" 8192 "$@"
 fuzz journal "$journal_secs" 4096 "$@"
+fuzz hex "$hex_secs" 256 "$@"
 echo "$0: no crash in ${secs}s"
