@@ -1221,7 +1221,12 @@ static int commit_rename(struct fshield_volume *vol,
  *    tag file is not synced: one sync besides the data, not five (the
  *    new temporary fspf, the new tag file, the directory, each a journal
  *    commit of its own). An opener given the tag itself (not the tag
- *    file) takes exactly that state, never a newer one.
+ *    file) takes exactly that state, never a newer one. With
+ *    FSHIELD_TAG_EXACT (a tag file the host cannot write) the tag file
+ *    is synced at every commit and read as an exact tag: its write is
+ *    the commit point, as before lineages, and a slot written after the
+ *    last one it names is an interrupted commit, removed at the next
+ *    writable open.
  *
  * 4. The slot is renamed over the fspf only at close and every
  *    SLOT_RENAME_COMMITS commits (put_in_place(), unsynced: a lost rename
